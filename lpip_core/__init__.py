@@ -1,0 +1,22 @@
+"""LPIP-Diff: identity-preserving diffusion for face restoration, in pure PyTorch.
+
+The public API: `load_model` a .safetensors checkpoint, `restore` LQ faces with the
+overlapping-patch fused DDIM sampler, `degrade` HQ faces the way training does, and
+`psnr` / `ssim` to score the result. Never imports ComfyUI.
+"""
+from .checkpoint import CheckpointError, load_model, read_config, save_model
+from .degrade import DegradeParams, degrade, random_params
+from .metrics import psnr, ssim
+from .model import LPIPModel, ModelConfig
+from .restoration import DEFAULT_STEPS, restore
+from .sampler import SamplingCancelled
+from .schedule import NoiseSchedule, ScheduleConfig
+from .unet import PRESETS, ConditionalUNet, UNetConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "ConditionalUNet", "DEFAULT_STEPS", "DegradeParams", "LPIPModel", "ModelConfig",
+    "NoiseSchedule", "PRESETS", "SamplingCancelled", "ScheduleConfig", "UNetConfig", "degrade", "load_model",
+    "psnr", "random_params", "read_config", "restore", "save_model", "ssim",
+]

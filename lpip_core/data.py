@@ -1,0 +1,124 @@
+"""Training data: any folder of face images, and the stream of (HQ, upsampled-LQ) patch pairs of
+Algorithm 1, degraded on the fly.
+
+Sample k of the stream is a pure function of (seed, k): the same run gives the same pairs whatever
+the number of loader workers or processes, and a resumed run continues the same stream.
+"""
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .degrade import degrade_one, random_params
+from .files import IMAGE_SUFFIXES, read_image
+from .resize import resize
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image under root (recursively, so FFHQ's numbered sub-folders work), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"data folder not found: {root}")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def read_split(path: str | Path) -> set[str]:
+    """File names listed one per line ('#' starts a comment)."""
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def native_sizes(root: Path) -> dict[str, float]:
+    """How many real source pixels each crop spans, from a MANIFEST.csv beside the crops, if any."""
+    manifest = root / "MANIFEST.csv"
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="") as f:
+        return {row["crop"]: float(row["crop_side_in_source_px"]) for row in csv.DictReader(f)
+                if row.get("crop") and row.get("crop_side_in_source_px")}
+
+
+def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), include: Iterable[str] | None = None,
+               min_face_size: int | None = None, align: bool = False) -> tuple[torch.Tensor, list[str]]:
+    """Faces of a folder as uint8 [N, 3, hq_size, hq_size] (resized with antialiasing), and their names.
+
+    exclude / include: file names to leave out / keep (e.g. a held-out split).
+    min_face_size: drop faces whose native side is smaller (default hq_size, so every training
+        face is a genuine HQ target; the native side comes from MANIFEST.csv, else the detected
+        face when align=True, else the image side).
+    align: detect and FFHQ-align the largest face of each image first (for unaligned photos).
+    """
+    root = Path(root)
+    exclude, include = set(exclude), (set(include) if include is not None else None)
+    min_face_size = hq_size if min_face_size is None else min_face_size
+    manifest = native_sizes(root)
+    faces, names = [], []
+    for path in list_images(root):
+        if path.name in exclude or (include is not None and path.name not in include):
+            continue
+        image = read_image(path)
+        native = manifest.get(path.name, min(image.shape[-2:]))
+        if align:
+            from .faces import align_faces
+
+            crops, found = align_faces(image, face_size=hq_size, select="largest")
+            if not found:
+                continue
+            x0, y0, x1, y1 = found[0].box
+            native = min(native, max(x1 - x0, y1 - y0) * 2)  # the FFHQ crop spans about twice the box
+            image = crops
+        if native < min_face_size:
+            continue
+        face = resize(image, (hq_size, hq_size))[0]
+        faces.append((face * 255).round().to(torch.uint8))
+        names.append(path.name)
+    if not faces:
+        raise ValueError(f"no usable face images in {root} (hq_size {hq_size}, min_face_size {min_face_size})")
+    return torch.stack(faces), names
+
+
+class PatchPairs(torch.utils.data.Dataset):
+    """Item k: a face (seeded shuffle per epoch), randomly flipped and degraded, cut into
+    `patches_per_face` joint random crops. Returns (hq, lq_up), each [P, 3, m, m] in [-1, 1]."""
+
+    def __init__(self, faces: torch.Tensor, *, scale: int, patch: int, patches_per_face: int = 4, seed: int = 0):
+        size = faces.shape[-1]
+        if not 1 <= patch <= size:
+            raise ValueError(f"patch must be in 1..{size} (the face size), got {patch}")
+        if size % scale:
+            raise ValueError(f"hq size {size} must be divisible by scale {scale}")
+        self.faces, self.scale, self.patch = faces, scale, patch
+        self.patches_per_face, self.seed = patches_per_face, seed
+
+    def __len__(self) -> int:
+        return 2 ** 62  # an endless stream, indexed by sample number
+
+    def face_index(self, k: int) -> int:
+        epoch, j = divmod(k, len(self.faces))
+        order = torch.randperm(len(self.faces), generator=torch.Generator().manual_seed(self.seed + epoch))
+        return int(order[j])
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = random.Random(self.seed * 1_000_003 + k)
+        hq = self.faces[self.face_index(k)].float() / 255
+        if rng.random() < 0.5:
+            hq = hq.flip(-1)
+        size = hq.shape[-1]
+        lq_size = (size // self.scale, size // self.scale)
+        lq = degrade_one(hq, random_params(rng, size), lq_size=lq_size,
+                         generator=torch.Generator().manual_seed(rng.getrandbits(62)))
+        lq_up = resize(lq[None], (size, size))[0]
+        m = self.patch
+        corners = [(rng.randrange(size - m + 1), rng.randrange(size - m + 1)) for _ in range(self.patches_per_face)]
+        hq_patches = torch.stack([hq[:, y:y + m, x:x + m] for y, x in corners])
+        lq_patches = torch.stack([lq_up[:, y:y + m, x:x + m] for y, x in corners])
+        return hq_patches * 2 - 1, lq_patches * 2 - 1
+
+
+def collate_pairs(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    hq, lq = zip(*items)
+    return torch.cat(hq), torch.cat(lq)

@@ -1,0 +1,127 @@
+"""`restore`: the public entry point that turns LQ faces into restored HQ faces (Algorithm 2)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .patches import FUSIONS, pad_to, patch_grid
+from .resize import resize
+from .sampler import Callback, EpsModel, FusedEps, sample_ddim
+from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
+
+DEFAULT_STEPS = 25
+
+
+def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """Validate a float [B, C, H, W] batch in [0, 1] and return it as RGB.
+
+    Greyscale (C = 1) is repeated to RGB; RGBA is refused (composite or drop alpha first).
+    Values a hair outside [0, 1] (resampling overshoot) are clamped; values far outside are refused.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim == 3:
+        image = image[None]
+    if image.ndim != 4:
+        raise ValueError(f"{name} must have shape [B, 3, H, W], got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor with values in [0, 1], got {image.dtype}")
+    channels = image.shape[1]
+    if channels == 1:
+        image = image.expand(-1, 3, -1, -1)
+    elif channels != 3:
+        raise ValueError(f"{name} must have 3 (RGB) or 1 (grey) channels, got {channels}"
+                         + (" (RGBA? drop the alpha channel first)" if channels == 4 else ""))
+    if image.shape[-2] < 1 or image.shape[-1] < 1:
+        raise ValueError(f"{name} must be at least 1x1 pixels, got {tuple(image.shape[-2:])}")
+    if image.numel() and not torch.isfinite(image).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if image.numel() and (image.min() < -0.5 or image.max() > 1.5):
+        raise ValueError(f"{name} values must lie in [0, 1], got {image.min().item():.3g}..{image.max().item():.3g}"
+                         " (0..255 data? divide by 255)")
+    return image.float().clamp(0, 1)
+
+
+def _positive_int(value, name: str, low: int = 1, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        accepted = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer in {accepted}, got {value!r}")
+    return value
+
+
+def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, steps: int = DEFAULT_STEPS,
+            eta: float = 0.0, patch: int | None = None, stride: int | None = None, fusion: str = "mean",
+            max_batch: int = 64, seed: int = 0, callback: Callback | None = None,
+            cancel: Callable[[], bool] | None = None, whole_image: bool = False, upsampled: bool = False,
+            schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True) -> torch.Tensor:
+    """Restore LQ faces [B, 3, h, w] in [0, 1] to [B, 3, h*scale, w*scale] in [0, 1].
+
+    model: an LPIPModel (scale, patch and schedule default to its config) or any callable
+        eps(x_t, lq_up, t) on [-1, 1] tensors, with `scale` and `patch` given explicitly.
+    patch, stride: the sampling grid (defaults: the training patch, half of it); the whole-image
+        SR3 baseline is `whole_image=True` (one patch = the image).
+    fusion: how overlapping eps estimates combine: "mean" (the paper), "median", "gaussian".
+    upsampled: `lq` is already at the output size (skip the bicubic upsampling).
+    seed: image b of the batch uses seed + b, so a batch equals its images restored one by one.
+    callback(step, total, x0_estimate in [0, 1]) runs after each step; cancel() is asked before every
+    UNet call and stops sampling with SamplingCancelled when it returns True.
+    """
+    config = getattr(model, "config", None)
+    config = config if hasattr(config, "unet") else None
+    lq = check_image(lq, "lq")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+        raise ValueError(f"eta must be in 0..1, got {eta!r}")
+    scale = scale if scale is not None else (config.scale if config else None)
+    if scale is None:
+        raise ValueError("scale is required for a model without .config")
+    _positive_int(scale, "scale", 1, 16)
+    _positive_int(max_batch, "max_batch")
+    _positive_int(seed, "seed", 0)
+    schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
+    _positive_int(steps, "steps", 1, schedule.timesteps)
+
+    height, width = lq.shape[-2:] if upsampled else (lq.shape[-2] * scale, lq.shape[-1] * scale)
+    factor = config.unet.downsample_factor if config else 1
+    if whole_image:
+        round_up = lambda n: -(-n // factor) * factor  # noqa: E731
+        patch_hw = (round_up(height), round_up(width))
+        stride_hw = patch_hw
+    else:
+        if patch is None:
+            if config is None:
+                raise ValueError("patch is required for a model without .config (or use whole_image=True)")
+            patch, stride = config.patch, config.stride if stride is None else stride
+        _positive_int(patch, "patch", factor)
+        if patch % factor:
+            raise ValueError(f"patch must be a multiple of {factor} (the UNet's down-sampling), got {patch}")
+        stride = max(1, patch // 2) if stride is None else stride
+        _positive_int(stride, "stride", 1, patch)
+        patch_hw, stride_hw = (patch, patch), (stride, stride)
+    if lq.shape[0] == 0:
+        return lq.new_zeros(0, 3, height, width)
+
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else lq.device
+    lq_up = resize(lq.to(device), (height, width)) * 2 - 1
+    grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
+    eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
+                   cancel=cancel)
+
+    def eps_on_canvas(x, t):
+        return eps(pad_to(x, grid.height, grid.width), t)[..., :height, :width]
+
+    generators = [torch.Generator().manual_seed((seed + b) % 2 ** 64) for b in range(lq.shape[0])]
+
+    def noise():
+        return torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(device)
+
+    timesteps = schedule.ddim_timesteps(steps, spacing)
+    report = None if callback is None else (lambda i, n, x0: callback(i, n, (x0 + 1) / 2))
+    with torch.inference_mode():
+        x = sample_ddim(eps_on_canvas, noise(), schedule.ddim_coefficients(timesteps), timesteps, eta=eta,
+                        noise=noise, clip_x0=clip_x0, callback=report)
+    return ((x + 1) / 2).clamp(0, 1).to(lq.device)

@@ -1,0 +1,87 @@
+"""Algorithm 2 of LPIP-Diff: a patch-fused noise estimate and the DDIM loop that uses it.
+
+Like k-diffusion, the sampler is a plain function over a wrapped model: `sample_ddim` knows
+nothing of patches, and `FusedEps` turns a patch UNet into a whole-canvas eps(x_t, t).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .patches import PatchGrid
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[int, int, torch.Tensor], None]
+
+
+class SamplingCancelled(RuntimeError):
+    """Raised between UNet calls when the cancel check returns True."""
+
+
+def model_dtype(model) -> torch.dtype | None:
+    """The floating dtype of a module's weights, or None for a plain callable."""
+    params = getattr(model, "parameters", None)
+    if params is None:
+        return None
+    for p in params():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+class FusedEps:
+    """eps(x_t, t) on a whole canvas: the model on every grid patch, fused where patches overlap.
+
+    The LQ condition is cut into patches once. Patches of all images go through the model in
+    chunks of at most `max_batch`; `cancel()` is asked before each chunk.
+    """
+
+    def __init__(self, model: EpsModel, lq_up: torch.Tensor, grid: PatchGrid, *, fusion: str = "mean",
+                 max_batch: int = 64, cancel: Callable[[], bool] | None = None):
+        self.model, self.grid, self.fusion = model, grid, fusion
+        self.max_batch, self.cancel = max_batch, cancel
+        self.dtype = model_dtype(model) or lq_up.dtype
+        self.lq_patches = grid.extract(lq_up).to(self.dtype)
+
+    def __call__(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        patches = self.grid.extract(x_t).to(self.dtype)
+        timestep = torch.full((self.max_batch,), float(t), device=x_t.device)
+        out = []
+        for start in range(0, patches.shape[0], self.max_batch):
+            if self.cancel is not None and self.cancel():
+                raise SamplingCancelled("sampling was cancelled")
+            chunk = slice(start, start + self.max_batch)
+            x, lq = patches[chunk], self.lq_patches[chunk]
+            out.append(self.model(x, lq, timestep[: x.shape[0]]).float())
+        return self.grid.fuse(torch.cat(out), self.fusion)
+
+
+def sample_ddim(eps_model: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor,
+                coefficients: Sequence[tuple[float, float]], timesteps: Sequence[int], *, eta: float = 0.0,
+                noise: Callable[[], torch.Tensor] | None = None, clip_x0: bool = True,
+                callback: Callback | None = None) -> torch.Tensor:
+    """DDIM from x = x_T (in [-1, 1] space) down to x_0.
+
+    At eta = 0 each step is the paper's eq. 8,
+    x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps; at eta > 0 a share sigma_t of the
+    direction term is fresh noise from `noise()` (Song et al. 2021, eq. 12).
+    With clip_x0 the x0 estimate is clamped to [-1, 1] and eps re-derived from it (guided-diffusion).
+    `callback(i, S, x0_hat)` runs after every step i = 1..S.
+    """
+    total = len(timesteps)
+    for i, (t, (abar, abar_prev)) in enumerate(zip(timesteps, coefficients)):
+        eps = eps_model(x, t)
+        x0 = (x - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = (x - abar ** 0.5 * x0) / (1 - abar) ** 0.5
+        sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)) ** 0.5
+        x = abar_prev ** 0.5 * x0 + max(0.0, 1 - abar_prev - sigma ** 2) ** 0.5 * eps
+        if sigma > 0:
+            if noise is None:
+                raise ValueError("eta > 0 needs a noise source")
+            x = x + sigma * noise()
+        if callback is not None:
+            callback(i + 1, total, x0)
+    return x

@@ -1,0 +1,321 @@
+"""Algorithm 1: train the noise-prediction UNet on random patches of degraded/clean face pairs.
+
+AdamW with linear warm-up and cosine decay, gradient clipping, an EMA of the weights (the EMA is
+what gets shipped), bf16 autocast on CUDA, a step or time budget, periodic checkpoints with exact
+resume, a CSV loss log and a PNG loss plot. Several GPUs (or CPU processes) through PyTorch DDP
+under torchrun: each rank draws its own samples of the same seeded stream, rank 0 writes files.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .checkpoint import save_model
+from .data import PatchPairs, collate_pairs, load_faces, read_split
+from .files import atomic_output
+from .model import LPIPModel, ModelConfig
+from .schedule import NoiseSchedule, ScheduleConfig
+from .unet import PRESETS
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    scale: int = 4
+    hq_size: int = 64
+    patch: int = 16
+    preset: str = "small"
+    steps: int | None = None  # stop after this many steps ...
+    minutes: float | None = None  # ... or after this much wall time (whichever comes first)
+    faces_per_step: int = 8  # per process; each face gives `patches_per_face` patches
+    patches_per_face: int = 4
+    lr: float = 2e-4
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1  # cosine decays to lr * this
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    holdout: str | None = None  # file of names never to train on
+    min_face_size: int | None = None
+    align: bool = False
+    workers: int = 0
+    threads: int | None = None  # torch CPU threads
+    device: str = "auto"
+    checkpoint_minutes: float = 10.0
+    log_every: int = 25
+    resume: bool = False
+    log_dir: str | None = None  # default: <out without suffix>-train/
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give a budget: steps or minutes")
+        if self.hq_size % self.scale:
+            raise ValueError(f"hq_size {self.hq_size} must be divisible by scale {self.scale}")
+
+    @property
+    def run_dir(self) -> Path:
+        out = Path(self.out)
+        return Path(self.log_dir) if self.log_dir else out.with_name(out.stem + "-train")
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over warmup_steps, then cosine from lr to lr * min_lr_ratio as progress goes 0 -> 1."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def ema_decay(cfg: TrainConfig, updates: int) -> float:
+    """EMA warm-up (1 + n) / (10 + n): short runs average over their own length, not over init."""
+    return min(cfg.ema_decay, (1 + updates) / (10 + updates))
+
+
+class Distributed:
+    """Rank, world size and the few collectives the loop needs; a no-op without torchrun."""
+
+    def __init__(self, device: torch.device):
+        self.enabled = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        self.rank = dist.get_rank() if self.enabled else 0
+        self.world = dist.get_world_size() if self.enabled else 1
+        self.device = device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's decision, for all ranks (so every rank stops at the same step)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], device=self.device)
+        dist.all_reduce(t)
+        return t.item() / self.world
+
+    def close(self):
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _state_path(cfg: TrainConfig) -> Path:
+    return cfg.run_dir / "state.safetensors"
+
+
+def save_state(cfg, path, model, ema, optimizer, step, elapsed, model_config):
+    """Weights, EMA and AdamW moments as tensors, counters as JSON metadata: no pickle anywhere."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    for i, s in optimizer.state_dict()["state"].items():
+        for name, value in s.items():
+            tensors[f"opt.{i}.{name}"] = value.reshape(-1) if value.ndim == 0 else value
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
+    meta = {"step": str(step), "elapsed": str(elapsed), "train_config": json.dumps(asdict(cfg)),
+            "model_config": json.dumps(model_config.to_dict())}
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_state(path, model, ema, optimizer) -> tuple[int, float]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    opt = optimizer.state_dict()
+    for i in range(len(opt["param_groups"][0]["params"])):
+        names = {k.split(".", 2)[2] for k in tensors if k.startswith(f"opt.{i}.")}
+        if names:
+            opt["state"][i] = {n: tensors[f"opt.{i}.{n}"].reshape(()) if n == "step" else tensors[f"opt.{i}.{n}"]
+                               for n in names}
+    optimizer.load_state_dict(opt)
+    return int(meta["step"]), float(meta["elapsed"])
+
+
+def plot_loss(csv_path: Path, png_path: Path) -> None:
+    """Loss against step (log scale), written atomically; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], lw=1)
+    ax.set(xlabel="step", ylabel="eps MSE", yscale="log", title=png_path.parent.name)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(png_path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Run Algorithm 1 and write the EMA model to cfg.out; returns that path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    ddp = Distributed(device)
+    torch.manual_seed(cfg.seed)
+
+    exclude = read_split(cfg.holdout) if cfg.holdout else set()
+    faces, names = load_faces(cfg.data, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
+                              align=cfg.align)
+    model_config = ModelConfig(unet=PRESETS[cfg.preset], scale=cfg.scale, hq_size=cfg.hq_size, patch=cfg.patch,
+                               stride=max(1, cfg.patch // 2), schedule=ScheduleConfig())
+    schedule = NoiseSchedule(model_config.schedule)
+    abar = schedule.alphas_cumprod.float().to(device)
+
+    model = LPIPModel(model_config).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed_before = 0, 0.0
+    run_dir = cfg.run_dir
+    if cfg.resume and _state_path(cfg).is_file():
+        step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer)
+    net = DistributedDataParallel(model) if ddp.enabled else model
+
+    pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, patches_per_face=cfg.patches_per_face, seed=cfg.seed)
+    per_rank = cfg.faces_per_step
+
+    def batch_indices():
+        s = step
+        while True:
+            first = (s * ddp.world + ddp.rank) * per_rank
+            yield list(range(first, first + per_rank))
+            s += 1
+
+    loader = torch.utils.data.DataLoader(pairs, batch_sampler=batch_indices(), collate_fn=collate_pairs,
+                                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + ddp.rank + step * 104729)
+
+    log_path = run_dir / "loss.csv"
+    if ddp.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (cfg.resume and log_path.is_file()):
+            log_path.write_text("step,seconds,loss,lr\n")
+    bar = None
+    if progress and ddp.main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+    start = time.monotonic() - elapsed_before
+    last_checkpoint = time.monotonic()
+    running, seen = 0.0, 0
+
+    def progress_fraction() -> float:
+        parts = []
+        if cfg.steps:
+            parts.append(step / cfg.steps)
+        if cfg.minutes:
+            parts.append((time.monotonic() - start) / (cfg.minutes * 60))
+        return max(parts)
+
+    batches = iter(loader)
+    while not ddp.agree(progress_fraction() >= 1.0):
+        hq, lq_up = (t.to(device, non_blocking=True) for t in next(batches))
+        lr = learning_rate(cfg, step, progress_fraction())
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t = torch.randint(0, schedule.timesteps, (hq.shape[0],), device=device, generator=noise_gen)
+        noise = torch.randn(hq.shape, device=device, generator=noise_gen)
+        a = abar[t].reshape(-1, 1, 1, 1)
+        x_t = a.sqrt() * hq + (1 - a).sqrt() * noise
+        with autocast:
+            pred = net(x_t, lq_up, t.float())
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        with torch.no_grad():
+            d = ema_decay(cfg, step)
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - d)
+        running += loss.item()
+        seen += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+        if step % cfg.log_every == 0:
+            mean_loss = ddp.mean(running / seen)
+            running, seen = 0.0, 0
+            if ddp.main:
+                with open(log_path, "a") as f:
+                    f.write(f"{step},{time.monotonic() - start:.1f},{mean_loss:.6f},{lr:.6g}\n")
+        if ddp.agree(time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60):
+            last_checkpoint = time.monotonic()
+            if ddp.main:
+                _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
+    if bar is not None:
+        bar.close()
+    out = Path(cfg.out)
+    if ddp.main:
+        _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
+    ddp.close()
+    return out
+
+
+def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, names, device):
+    """The shipped EMA model (with its training summary), the resume state and the loss plot."""
+    save_state(cfg, _state_path(cfg), model, ema, optimizer, step, elapsed, model_config)
+    summary = {
+        "data": Path(cfg.data).name, "faces": len(names), "holdout": Path(cfg.holdout).name if cfg.holdout else None,
+        "preset": cfg.preset, "steps": step, "minutes": round(elapsed / 60, 1), "device": _device_name(device),
+        "processes": int(os.environ.get("WORLD_SIZE", "1")), "faces_per_step": cfg.faces_per_step,
+        "patches_per_face": cfg.patches_per_face, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), **cfg.extra,
+    }
+    shipped = LPIPModel(ModelConfig(**{**model_config.__dict__, "training": summary}))
+    shipped.load_state_dict(ema.state_dict())
+    save_model(shipped, cfg.out)
+    plot_loss(cfg.run_dir / "loss.csv", cfg.run_dir / "loss.png")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,126 @@
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import lpip_core
+from lpip_core import CheckpointError, load_model, read_config, save_model
+from lpip_core.checkpoint import METADATA_KEY
+
+from conftest import tiny_model
+
+
+def test_round_trip_build_save_load_gives_the_same_model(tmp_path, model):
+    path = save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    lq = torch.rand(1, 3, 8, 8)
+    assert torch.equal(lpip_core.restore(model, lq, steps=3), lpip_core.restore(loaded, lq, steps=3))
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_config_is_readable_without_loading_weights(tmp_path, model):
+    path = save_model(model, tmp_path / "m.safetensors")
+    config = read_config(path)
+    assert (config.scale, config.patch, config.stride, config.hq_size) == (4, 16, 8, 64)
+    assert config.to_dict()["architecture"] == "lpip-diff-sr3-unet"
+
+
+def test_load_to_a_dtype(tmp_path, model):
+    loaded = load_model(save_model(model, tmp_path / "m.safetensors"), dtype=torch.bfloat16)
+    assert next(loaded.parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".pth"])
+def test_pickle_suffixes_are_refused_without_opening(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"not even read")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_model(path)
+
+
+class Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('unpickled!')",))
+
+
+def test_a_pickle_renamed_to_safetensors_is_refused_and_never_unpickled(tmp_path):
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError, match="not a safetensors"):
+        load_model(path)
+    zipped = tmp_path / "torch_save.safetensors"
+    torch.save({"w": torch.zeros(1)}, zipped)
+    with pytest.raises(CheckpointError, match="zip/pickle"):
+        load_model(zipped)
+
+
+def test_missing_file_and_foreign_safetensors_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "nope.safetensors")
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not an LPIP-Diff checkpoint"):
+        load_model(foreign)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(struct.pack("<Q", 10_000) + b"{")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        read_config(truncated)
+
+
+def _resave(tmp_path, model, mutate_state=None, mutate_config=None):
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    config = model.config.to_dict()
+    if mutate_state:
+        mutate_state(state)
+    if mutate_config:
+        mutate_config(config)
+    path = tmp_path / "edited.safetensors"
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(config)})
+    return path
+
+
+def test_missing_tensor_is_named(tmp_path, model):
+    path = _resave(tmp_path, model, mutate_state=lambda s: s.pop("unet.input.weight"))
+    with pytest.raises(CheckpointError, match="missing tensor 'unet.input.weight'"):
+        load_model(path)
+
+
+def test_unexpected_tensor_is_named(tmp_path, model):
+    path = _resave(tmp_path, model, mutate_state=lambda s: s.update({"unet.extra": torch.zeros(1)}))
+    with pytest.raises(CheckpointError, match="unexpected tensor 'unet.extra'"):
+        load_model(path)
+
+
+def test_shape_mismatch_is_named(tmp_path, model):
+    path = _resave(tmp_path, model, mutate_config=lambda c: c["unet"].update(base_channels=32))
+    with pytest.raises(CheckpointError, match=r"tensor '.*' has shape"):
+        load_model(path)
+
+
+def test_unknown_config_key_is_named(tmp_path, model):
+    path = _resave(tmp_path, model, mutate_config=lambda c: c["unet"].update(wings=2))
+    with pytest.raises(CheckpointError, match="config.unet.'wings'"):
+        load_model(path)
+
+
+def test_save_is_atomic_and_refuses_other_formats(tmp_path, model, monkeypatch):
+    with pytest.raises(CheckpointError, match=".safetensors"):
+        save_model(model, tmp_path / "m.pt")
+    target = tmp_path / "m.safetensors"
+    save_model(model, target)
+    before = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("lpip_core.checkpoint.save_file", crash)
+    with pytest.raises(OSError):
+        save_model(tiny_model(seed=5), target)
+    assert target.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left

@@ -1,0 +1,141 @@
+import pytest
+import torch
+from torch import nn
+
+import lpip_core
+from lpip_core import SamplingCancelled, restore
+from lpip_core.patches import patch_grid
+from lpip_core.sampler import FusedEps, sample_ddim
+from lpip_core.schedule import NoiseSchedule
+
+from conftest import tiny_model
+
+
+class Pointwise(nn.Module):
+    """An eps model made of 1x1 convolutions only: each pixel's estimate ignores its neighbours,
+    so any patch grid must give the whole-image result."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = nn.Sequential(nn.Conv2d(7, 16, 1), nn.SiLU(), nn.Conv2d(16, 3, 1))
+
+    def forward(self, x_t, lq_up, t):
+        t_map = (t / 1000).reshape(-1, 1, 1, 1).expand(-1, 1, *x_t.shape[-2:])
+        return self.net(torch.cat([x_t, lq_up, t_map], dim=1))
+
+
+@pytest.mark.parametrize("fusion", ["mean", "median", "gaussian"])
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_fused_sampler_equals_whole_image_sampler_for_a_pointwise_model(fusion, eta):
+    lq = torch.rand(2, 3, 9, 11)  # odd sizes: the border-aligned last patch matters
+    kwargs = dict(scale=4, steps=8, eta=eta, seed=3)
+    whole = restore(Pointwise(), lq, whole_image=True, **kwargs)
+    fused = restore(Pointwise(), lq, patch=16, stride=8, fusion=fusion, **kwargs)
+    torch.testing.assert_close(fused, whole, rtol=0, atol=1e-5)
+
+
+def test_patch_batch_chunking_does_not_change_the_fused_estimate(model):
+    grid = patch_grid(40, 40, (16, 16), (8, 8))
+    lq_up, x_t = torch.rand(2, 3, 40, 40) * 2 - 1, torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        one = FusedEps(model, lq_up, grid, max_batch=1)(x_t, 500)
+        everything = FusedEps(model, lq_up, grid, max_batch=10_000)(x_t, 500)
+    torch.testing.assert_close(one, everything, rtol=0, atol=1e-5)
+
+
+def test_patch_batch_chunking_does_not_change_the_restored_image():
+    # float64 weights: float32 convolutions round differently per batch size, and an untrained
+    # network amplifies that over the steps; in float64 the chunked result must match exactly.
+    model = tiny_model().double()
+    lq = torch.rand(2, 3, 16, 16)
+    one = restore(model, lq, steps=6, max_batch=1)
+    torch.testing.assert_close(one, restore(model, lq, steps=6, max_batch=7), rtol=0, atol=1e-5)
+    torch.testing.assert_close(one, restore(model, lq, steps=6, max_batch=10_000), rtol=0, atol=1e-5)
+
+
+def test_same_seed_same_output_and_other_seed_other_output(model):
+    lq = torch.rand(1, 3, 16, 16)
+    a, b = restore(model, lq, steps=4, seed=7), restore(model, lq, steps=4, seed=7)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, restore(model, lq, steps=4, seed=8))
+    assert torch.equal(restore(model, lq, steps=4, eta=1.0, seed=7), restore(model, lq, steps=4, eta=1.0, seed=7))
+
+
+def test_a_batch_equals_its_images_restored_one_by_one_with_seed_plus_index(model):
+    lq = torch.rand(3, 3, 16, 16)
+    batch = restore(model, lq, steps=3, seed=10)
+    for i in range(3):
+        torch.testing.assert_close(batch[i:i + 1], restore(model, lq[i:i + 1], steps=3, seed=10 + i), rtol=0, atol=1e-5)
+
+
+def test_output_shape_range_and_defaults_from_the_model_config(model):
+    out = restore(model, torch.rand(2, 3, 12, 20), steps=2)
+    assert out.shape == (2, 3, 48, 80)
+    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_upsampled_input_keeps_its_size(model):
+    assert restore(model, torch.rand(1, 3, 40, 48), steps=2, upsampled=True).shape == (1, 3, 40, 48)
+
+
+def test_fusions_differ_on_a_real_unet(model):
+    lq = torch.rand(1, 3, 16, 16)
+    outs = {f: restore(model, lq, steps=3, fusion=f) for f in ("mean", "median", "gaussian")}
+    assert not torch.allclose(outs["mean"], outs["median"])
+    assert not torch.allclose(outs["mean"], outs["gaussian"])
+
+
+def test_callback_reports_every_step_with_an_x0_estimate(model):
+    seen = []
+    restore(model, torch.rand(1, 3, 8, 8), steps=5, callback=lambda i, n, x0: seen.append((i, n, x0.shape,
+                                                                                              float(x0.min()))))
+    assert [(i, n) for i, n, _, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert all(shape == (1, 3, 32, 32) and lo >= 0 for _, _, shape, lo in seen)
+
+
+def test_cancel_stops_between_unet_calls(model):
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(SamplingCancelled):
+        restore(model, torch.rand(1, 3, 16, 16), steps=10, max_batch=10, cancel=cancel)
+    assert len(calls) == 4  # asked before each UNet call; the 4th said stop
+
+
+def test_half_precision_models_run_and_stay_close_to_float32(model):
+    lq = torch.rand(1, 3, 16, 16)
+    ref = restore(model, lq, steps=3)
+    low = restore(tiny_model().to(torch.bfloat16), lq, steps=3)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().mean() < 0.05
+
+
+def test_deterministic_ddim_inverts_a_known_eps_exactly():
+    # With eps = the true noise, DDIM (eta = 0, no clipping) returns x0 from x_T in any number of steps.
+    s = NoiseSchedule()
+    x0, noise = torch.rand(1, 3, 4, 4) * 2 - 1, torch.randn(1, 3, 4, 4)
+    kept = s.ddim_timesteps(7)
+    x_T = s.q_sample(x0.double(), torch.tensor([kept[0]]), noise.double())
+
+    def true_eps(x, t):
+        a = s.alphas_cumprod[t]
+        return (x - a.sqrt() * x0.double()) / (1 - a).sqrt()
+
+    out = sample_ddim(true_eps, x_T, s.ddim_coefficients(kept), kept, clip_x0=False)
+    torch.testing.assert_close(out, x0.double(), rtol=0, atol=1e-9)
+
+
+def test_model_without_config_needs_scale_and_patch():
+    with pytest.raises(ValueError, match="scale is required"):
+        restore(Pointwise(), torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="patch is required"):
+        restore(Pointwise(), torch.rand(1, 3, 8, 8), scale=2)
+
+
+def test_restore_is_exported_with_its_documented_defaults():
+    assert lpip_core.DEFAULT_STEPS == 25
+    assert lpip_core.restore is restore
