@@ -105,7 +105,8 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, height, width)
 
-    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else lq.device
+    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    device = weight.device if weight is not None else lq.device
     lq_up = resize(lq.to(device), (height, width)) * 2 - 1
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
     eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
