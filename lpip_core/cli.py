@@ -1,7 +1,10 @@
-"""The command line: `lpip-diff restore | degrade` (also `python -m lpip_core`)."""
+"""The command line: `lpip-diff restore | degrade | train | evaluate` (also `python -m lpip_core`)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -85,6 +88,137 @@ def cmd_degrade(args) -> None:
             print(write_image(lq_up, out_dir / f"{path.stem}_lq_up.png"))
 
 
+def _check_device_name(name: str) -> None:
+    """Validate a --device without touching the device (under torchrun every rank would open GPU 0)."""
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise CliError(f"--device {name}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {name} is not available here (no CUDA device)")
+
+
+def cmd_train(args) -> None:
+    from .train import TrainConfig, train
+
+    if args.steps is None and args.minutes is None:
+        raise CliError("give a budget: --minutes N (wall time) or --steps N (or both: whichever comes first)")
+    if not Path(args.data).is_dir():
+        raise CliError(f"--data {args.data}: folder not found")
+    if args.holdout and not Path(args.holdout).is_file():
+        raise CliError(f"--holdout {args.holdout}: file not found")
+    if Path(args.out).suffix != ".safetensors":
+        raise CliError(f"--out {args.out}: the model is written as .safetensors; give a path ending in .safetensors")
+    _check_device_name(args.device)
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    values["patch"] = args.patch if args.patch is not None else max(1, args.hq_size // 4)
+    cfg = TrainConfig(**values)
+    out = train(cfg, progress=not args.quiet)
+    if _rank() == 0:
+        print(out)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))  # torchrun's process rank
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate
+
+    model_path = Path(args.model) if args.model else DEFAULT_MODEL
+    if not model_path.is_file():
+        raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
+    if not Path(args.data).is_dir():
+        raise CliError(f"--data {args.data}: folder not found")
+    if args.holdout and not Path(args.holdout).is_file():
+        raise CliError(f"--holdout {args.holdout}: file not found")
+    try:
+        factors = tuple(float(f) for f in args.table2.split(",") if f.strip()) if args.table2 else ()
+    except ValueError:
+        raise CliError(f"--table2 {args.table2!r}: give comma-separated patch multiples, e.g. 0.25,0.5,1,2") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    evaluate(model_path, args.data, out_dir=args.out, scale=args.scale, holdout=args.holdout, steps=args.steps,
+             seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
+             min_face_size=args.min_face_size, align=args.align, max_batch=args.max_batch,
+             device=_device(args.device), progress=not args.quiet, command=args.command_line)
+    print(Path(args.out) / "table1.md")
+    if not args.quiet:
+        print((Path(args.out) / "table1.md").read_text().rsplit("\n\n", 1)[-1], end="")  # the table, no caption
+
+
+def _train_parser(sub) -> None:
+    from .train import TrainConfig
+    from .unet import PRESETS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    t = sub.add_parser("train", help="train a model (Algorithm 1); under torchrun: one process per GPU (DDP)",
+                       description="Train LPIP-Diff on random patches of degraded/clean face pairs. Several GPUs: "
+                                   "torchrun --nproc_per_node N -m lpip_core train ...")
+    t.add_argument("--data", required=True, help="folder of face images (searched recursively; FFHQ layout works)")
+    t.add_argument("-o", "--out", required=True, help="the EMA model to write (.safetensors); the run's log, loss "
+                                                      "plot and resume state go to <out without suffix>-train/")
+    t.add_argument("--scale", type=int, default=defaults["scale"], help="4, 8 or 16 (LQ side = hq-size / scale)")
+    t.add_argument("--hq-size", type=int, default=defaults["hq_size"], help="HQ face side: 64, 128 or 256")
+    t.add_argument("--patch", type=int, help="training patch m (default hq-size / 4: the paper's 16/32/64)")
+    t.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"], help="UNet size")
+    t.add_argument("--minutes", type=float, help="budget: stop after this much wall time (a resumed run counts "
+                                                 "the time already spent)")
+    t.add_argument("--steps", type=int, help="budget: stop after this many steps (with --minutes: whichever first)")
+    t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint, if any")
+    t.add_argument("--holdout", help="file of face names never to train on (e.g. models/holdout.txt)")
+    t.add_argument("--min-face-size", type=int, help="drop faces smaller than this natively (default hq-size)")
+    t.add_argument("--align", action="store_true", help="detect and FFHQ-align the largest face of each image")
+    t.add_argument("--faces-per-step", type=int, default=defaults["faces_per_step"], help="faces per step and process")
+    t.add_argument("--patches-per-face", type=int, default=defaults["patches_per_face"])
+    t.add_argument("--lr", type=float, default=defaults["lr"], help="peak AdamW learning rate")
+    t.add_argument("--warmup-steps", type=int, default=defaults["warmup_steps"])
+    t.add_argument("--min-lr-ratio", type=float, default=defaults["min_lr_ratio"], help="cosine decays to lr * this")
+    t.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
+    t.add_argument("--grad-clip", type=float, default=defaults["grad_clip"], help="gradient norm clip")
+    t.add_argument("--ema-decay", type=float, default=defaults["ema_decay"], help="EMA decay (warmed up)")
+    t.add_argument("--workers", type=int, default=defaults["workers"], help="data loader processes (0 = inline)")
+    t.add_argument("--threads", type=int, help="torch CPU threads per process")
+    t.add_argument("--device", default=defaults["device"], help="auto, cpu, cuda (under torchrun: each rank's GPU)")
+    t.add_argument("--seed", type=int, default=defaults["seed"])
+    t.add_argument("--checkpoint-minutes", type=float, default=defaults["checkpoint_minutes"],
+                   help="write the model and the resume state this often")
+    t.add_argument("--log-every", type=int, default=defaults["log_every"], help="steps per loss.csv row")
+    t.add_argument("--log-dir", help="where loss.csv, loss.png and the resume state go")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+
+def _evaluate_parser(sub) -> None:
+    e = sub.add_parser("evaluate", help="the paper's Tables I-III on held-out faces",
+                       description="Degrade held-out HQ faces (fixed seed), restore them with bicubic, whole-image "
+                                   "diffusion and LPIP-Diff (mean/median/gaussian fusion, several patch sizes), and "
+                                   "write table1.md, table2.md, table3.md, per_face.csv, results.json and grid.png.")
+    e.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
+    e.add_argument("--data", required=True, help="folder of aligned HQ faces")
+    e.add_argument("--holdout", help="file listing the faces to evaluate (default: every image of --data)")
+    e.add_argument("--scale", type=int, help="must match the model's scale (a check)")
+    e.add_argument("-o", "--out", required=True, help="output folder")
+    e.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
+    e.add_argument("--seed", type=int, default=0, help="degradation and sampling seed (face b uses seed + b)")
+    e.add_argument("--faces", type=int, help="evaluate only the first N faces")
+    e.add_argument("--grid-faces", type=int, default=6, help="faces in grid.png (default 6)")
+    e.add_argument("--table2", default="0.25,0.5,1,2",
+                   help="Table II patches as multiples of the training patch m (default 0.25,0.5,1,2; '' skips)")
+    e.add_argument("--min-face-size", type=int, help="skip faces smaller than this natively (default: hq size)")
+    e.add_argument("--align", action="store_true", help="detect and align faces first (for unaligned photos)")
+    e.add_argument("--max-batch", type=int, default=64, help="patches per UNet call (memory)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    e.add_argument("--threads", type=int, help="torch CPU threads (timings depend on it)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
     parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
@@ -118,12 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--save-upsampled", action="store_true", help="also write the LQ upsampled to the HQ size")
     d.set_defaults(func=cmd_degrade)
+
+    _train_parser(sub)
+    _evaluate_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = "lpip-diff " + shlex.join(argv)
     try:
         args.func(args)
     except (CliError, ValueError) as e:

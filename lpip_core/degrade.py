@@ -1,11 +1,15 @@
 """The GFPGAN degradation (Wang et al. 2021) that makes LQ training and test faces:
 blur -> downsample -> Gaussian noise -> JPEG, then resize to the LQ size.
 
-GFPGAN states its ranges for 512 px faces: blur sigma 0.1..10 (kernel 41, isotropic or
-anisotropic), downsample x0.8..x8, noise 0..20 (of 255), JPEG quality 60..100. For a face of side
-H, `random_params` scales the blur sigma by H / 512 (it is a length in pixels); the downsample
-factor, noise level and JPEG quality are relative or per-pixel and stay as they are. The blur
-kernel spans 3 sigma on each side (GFPGAN's fixed 41 px kernel is about 2 sigma at sigma 10).
+GFPGAN works on 512 px faces: blur sigma 0.1..10 (kernel 41, isotropic or anisotropic), shrink
+by r = 0.8..8 to 512 / r px, add noise 0..20 (of 255) and JPEG (quality 60..100) at that size;
+LPIP-Diff then takes the result down to its 16 px LQ. `random_params` runs the same pipeline on a
+face of side H by expressing it in that face's pixels: the blur sigma is a length (x H / 512), and
+the intermediate image keeps the side it has in the 512 px pipeline, 512 / r px, i.e. a downscale
+of r * H / 512 relative to H. Below 1 that enlarges the face, so noise and JPEG act at GFPGAN's
+finer resolution and mostly average out in the small LQ, as they do in the paper's setting.
+Noise level and JPEG quality are per-pixel and stay as they are. The blur kernel spans 3 sigma
+on each side (GFPGAN's fixed 41 px kernel is about 2 sigma at sigma 10).
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ class DegradeParams:
     """One degradation. Lengths are in pixels of the HQ image; noise_sigma is in 0..255 units."""
 
     blur_sigma: float = 0.0  # 0 = no blur
-    downscale: float = 4.0  # the image shrinks to 1 / downscale (1 = no resampling)
+    downscale: float = 4.0  # the image shrinks to 1 / downscale (1 = no resampling, < 1 enlarges)
     noise_sigma: float = 0.0  # 0 = no noise
     jpeg_quality: int | None = None  # None = no JPEG; else 1..100
     blur_sigma_y: float | None = None  # anisotropic blur: the second axis (None = isotropic)
@@ -48,7 +52,7 @@ class DegradeParams:
         check("blur_sigma", self.blur_sigma, 0.0, 50.0)
         if self.blur_sigma_y is not None:
             check("blur_sigma_y", self.blur_sigma_y, 0.0, 50.0)
-        check("downscale", self.downscale, 0.5, 64.0)
+        check("downscale", self.downscale, 0.01, 64.0)
         check("noise_sigma", self.noise_sigma, 0.0, 255.0)
         if self.jpeg_quality is not None:
             check("jpeg_quality", self.jpeg_quality, 1, 100)
@@ -66,7 +70,7 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE) -> DegradeP
         blur_sigma=sigma,
         blur_sigma_y=rng.uniform(*BLUR_SIGMA_RANGE) * size_factor if anisotropic else None,
         blur_angle=rng.uniform(-math.pi, math.pi) if anisotropic else 0.0,
-        downscale=rng.uniform(*DOWNSCALE_RANGE),
+        downscale=rng.uniform(*DOWNSCALE_RANGE) * size_factor,
         noise_sigma=rng.uniform(*NOISE_RANGE),
         jpeg_quality=rng.randint(*JPEG_RANGE),
     )

@@ -66,13 +66,47 @@ class TrainConfig:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.steps is None and self.minutes is None:
             raise ValueError("give a budget: steps or minutes")
+        if Path(self.out).suffix != ".safetensors":
+            raise ValueError(f"out must be a .safetensors path, got {self.out!r}")
+        _check_number("scale", self.scale, 1, 64, integer=True)
+        _check_number("hq_size", self.hq_size, 8, 4096, integer=True)
         if self.hq_size % self.scale:
             raise ValueError(f"hq_size {self.hq_size} must be divisible by scale {self.scale}")
+        _check_number("patch", self.patch, 1, self.hq_size, integer=True)
+        if self.steps is not None:
+            _check_number("steps", self.steps, 1, None, integer=True)
+        if self.minutes is not None:
+            _check_number("minutes", self.minutes, 0, None, open_low=True)
+        for name in ("faces_per_step", "patches_per_face", "log_every"):
+            _check_number(name, getattr(self, name), 1, None, integer=True)
+        _check_number("warmup_steps", self.warmup_steps, 0, None, integer=True)
+        _check_number("workers", self.workers, 0, 256, integer=True)
+        if self.threads is not None:
+            _check_number("threads", self.threads, 1, 1024, integer=True)
+        _check_number("seed", self.seed, 0, 2 ** 31 - 1, integer=True)
+        _check_number("lr", self.lr, 0, 1, open_low=True)
+        for name in ("min_lr_ratio", "ema_decay"):
+            _check_number(name, getattr(self, name), 0, 1)
+        _check_number("weight_decay", self.weight_decay, 0, 1)
+        _check_number("grad_clip", self.grad_clip, 0, None, open_low=True)
+        _check_number("checkpoint_minutes", self.checkpoint_minutes, 0, None)
+        if self.min_face_size is not None:
+            _check_number("min_face_size", self.min_face_size, 0, None, integer=True)
 
     @property
     def run_dir(self) -> Path:
         out = Path(self.out)
         return Path(self.log_dir) if self.log_dir else out.with_name(out.stem + "-train")
+
+
+def _check_number(name: str, value, low, high, *, integer: bool = False, open_low: bool = False) -> None:
+    """A ValueError naming the field and its accepted range unless low <= value <= high (low < value if open_low)."""
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
+    if not ok:
+        accepted = f"{'(' if open_low else '['}{low}, {'inf)' if high is None else f'{high}]'}"
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} in {accepted}, got {value!r}")
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -124,11 +158,22 @@ class Distributed:
 
 
 def pick_device(name: str) -> torch.device:
+    """auto: this process's GPU under torchrun (LOCAL_RANK), else the CPU. A bare "cuda" also means
+    this process's GPU, so that DDP ranks never share one."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives use the current device
+    return device
+
+
+def noise_generator(cfg: TrainConfig, rank: int, step: int, device: torch.device) -> torch.Generator:
+    """The (t, noise) draws of one step of one rank: a pure function of (seed, step, rank), so a
+    resumed run draws exactly what the uninterrupted run would have."""
+    return torch.Generator(device=device).manual_seed(((cfg.seed * 1_000_003 + step) * 4096 + rank) % 2 ** 63)
 
 
 def _state_path(cfg: TrainConfig) -> Path:
@@ -149,11 +194,20 @@ def save_state(cfg, path, model, ema, optimizer, step, elapsed, model_config):
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_state(path, model, ema, optimizer) -> tuple[int, float]:
+def load_state(path, model, ema, optimizer, model_config: ModelConfig | None = None) -> tuple[int, float]:
+    """Restore what save_state wrote; returns (step, elapsed seconds). Refuses a state saved for
+    another model config (a clear error instead of a state-dict mismatch deep inside torch)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
+    if model_config is not None:
+        saved = json.loads(meta.get("model_config", "null"))
+        wanted = json.loads(json.dumps(model_config.to_dict()))
+        if saved != wanted:
+            differ = sorted(k for k in set(saved or {}) | set(wanted) if (saved or {}).get(k) != wanted.get(k))
+            raise ValueError(f"resume: {path} was saved for another model ({', '.join(differ)} differ); "
+                             "train with the same scale/hq_size/patch/preset, or use another out path")
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -198,6 +252,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     ddp = Distributed(device)
     torch.manual_seed(cfg.seed)
 
+    if cfg.holdout and not Path(cfg.holdout).is_file():
+        raise ValueError(f"holdout file not found: {cfg.holdout}")
     exclude = read_split(cfg.holdout) if cfg.holdout else set()
     faces, names = load_faces(cfg.data, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
                               align=cfg.align)
@@ -212,7 +268,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     step, elapsed_before = 0, 0.0
     run_dir = cfg.run_dir
     if cfg.resume and _state_path(cfg).is_file():
-        step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer)
+        step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer, model_config)
     net = DistributedDataParallel(model) if ddp.enabled else model
 
     pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, patches_per_face=cfg.patches_per_face, seed=cfg.seed)
@@ -229,13 +285,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                                          num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + ddp.rank + step * 104729)
 
     log_path = run_dir / "loss.csv"
     if ddp.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (cfg.resume and log_path.is_file()):
-            log_path.write_text("step,seconds,loss,lr\n")
+        _start_log(log_path, step)
     bar = None
     if progress and ddp.main:
         from tqdm import tqdm
@@ -259,6 +313,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         lr = learning_rate(cfg, step, progress_fraction())
         for group in optimizer.param_groups:
             group["lr"] = lr
+        noise_gen = noise_generator(cfg, ddp.rank, step, device)
         t = torch.randint(0, schedule.timesteps, (hq.shape[0],), device=device, generator=noise_gen)
         noise = torch.randn(hq.shape, device=device, generator=noise_gen)
         a = abar[t].reshape(-1, 1, 1, 1)
@@ -297,6 +352,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
     ddp.close()
     return out
+
+
+def _start_log(log_path: Path, step: int) -> None:
+    """A fresh loss.csv at step 0; on resume keep the rows up to the resumed step (rows logged after
+    the last checkpoint of an interrupted run are dropped, so the log never repeats a step)."""
+    header = "step,seconds,loss,lr\n"
+    if step == 0 or not log_path.is_file():
+        log_path.write_text(header)
+        return
+    with open(log_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= step]
+    with atomic_output(log_path) as tmp:
+        tmp.write_text(header + "".join(f"{r['step']},{r['seconds']},{r['loss']},{r['lr']}\n" for r in rows))
 
 
 def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, names, device):

@@ -34,6 +34,16 @@ def test_manual_parameters_give_the_lq_size_from_downscale(hopper):
     assert 0 <= lq.min() and lq.max() <= 1
 
 
+def test_the_intermediate_image_has_the_size_it_has_in_the_512_px_pipeline(hopper):
+    # r = 4 at 512 px means a 128 px intermediate face, whatever the HQ size: for a 128 px face,
+    # downscale 1 (noise and JPEG at 128 px); for a 64 px face, 0.5 (enlarged to 128 px first).
+    p128 = random_params(random.Random(1), 128)
+    p64 = random_params(random.Random(1), 64)
+    assert p64.downscale == pytest.approx(p128.downscale / 2)
+    big, _ = degrade(hopper, DegradeParams(downscale=0.5))
+    assert big.shape == (1, 3, 256, 256)
+
+
 def test_identity_parameters_change_nothing(hopper):
     lq, up = degrade(hopper, DegradeParams(downscale=1))
     assert torch.equal(lq, hopper) and torch.equal(up, hopper)
@@ -80,13 +90,14 @@ def test_random_params_follow_gfpgan_ranges_scaled_to_the_face_size():
     draws = [random_params(rng, 128) for _ in range(300)]
     low, high = (s * 128 / 512 for s in BLUR_SIGMA_RANGE)
     assert all(low <= p.blur_sigma <= high for p in draws)
-    assert all(0.8 <= p.downscale <= 8 and 0 <= p.noise_sigma <= 20 and 60 <= p.jpeg_quality <= 100 for p in draws)
+    assert all(0.8 * 0.25 <= p.downscale <= 8 * 0.25 for p in draws)  # to GFPGAN's 512 / r px
+    assert all(0 <= p.noise_sigma <= 20 and 60 <= p.jpeg_quality <= 100 for p in draws)
     assert 0.3 < sum(p.blur_sigma_y is not None for p in draws) / len(draws) < 0.7  # iso and aniso
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(blur_sigma=-1), "blur_sigma must be in 0.0..50.0"),
-    (dict(downscale=0.1), "downscale must be in 0.5..64.0"),
+    (dict(downscale=0.001), "downscale must be in 0.01..64.0"),
     (dict(noise_sigma=300), "noise_sigma must be in 0.0..255.0"),
     (dict(jpeg_quality=0), "jpeg_quality must be in 1..100"),
     (dict(blur_sigma=float("nan")), "blur_sigma"),

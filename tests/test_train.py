@@ -1,4 +1,6 @@
+import json
 import shutil
+import time
 
 import pytest
 import torch
@@ -42,3 +44,124 @@ def test_fifty_steps_on_one_real_face_lower_the_loss(face_folder, tmp_path):
     log = (tmp_path / "tiny-train" / "loss.csv").read_text().splitlines()
     assert log[0] == "step,seconds,loss,lr" and len(log) == 6
     assert (tmp_path / "tiny-train" / "loss.png").stat().st_size > 1000
+
+
+# --- resume, budgets, checkpoint format, training summary, config validation ---------------------
+
+from safetensors import safe_open  # noqa: E402
+
+import lpip_core.train as train_module  # noqa: E402
+from lpip_core import read_config  # noqa: E402
+
+
+@pytest.fixture
+def three_faces(tmp_path, fixtures):
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for name in ("hopper", "astronaut", "obama"):
+        shutil.copy(fixtures / f"{name}_aligned_128.png", folder)
+    return folder
+
+
+def tiny_cfg(data, out, **kw) -> TrainConfig:
+    """hq 32, 8 px patches, tiny UNet: a step takes milliseconds. A long warm-up keeps the learning
+    rate independent of the budget, so runs with different budgets follow the same path."""
+    base = dict(data=str(data), out=str(out), preset="tiny", scale=4, hq_size=32, patch=8, lr=1e-3,
+                warmup_steps=1000, faces_per_step=2, patches_per_face=2, log_every=2, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(path) -> dict:
+    return load_model(path).state_dict()
+
+
+def log_rows(run_dir) -> list[list[str]]:
+    lines = (run_dir / "loss.csv").read_text().splitlines()
+    assert lines[0] == "step,seconds,loss,lr"
+    return [line.split(",") for line in lines[1:]]
+
+
+def test_resume_continues_the_interrupted_run_exactly(three_faces, tmp_path):
+    straight = train(tiny_cfg(three_faces, tmp_path / "a.safetensors", steps=8), progress=False)
+    half = train(tiny_cfg(three_faces, tmp_path / "b.safetensors", steps=4), progress=False)
+    at_half = weights(half)
+    # A row logged after the last checkpoint of an interrupted run must not survive the resume.
+    with open(tmp_path / "b-train" / "loss.csv", "a") as f:
+        f.write("6,1.0,9.999,0.001\n")
+    resumed = train(tiny_cfg(three_faces, tmp_path / "b.safetensors", steps=8, resume=True), progress=False)
+
+    assert read_config(resumed).training["steps"] == 8
+    final = weights(resumed)
+    assert any(not torch.equal(final[k], at_half[k]) for k in final)  # it trained on
+    for k, v in weights(straight).items():  # same data, noise and lr as the run that never stopped
+        assert torch.equal(final[k], v), k
+    rows_a, rows_b = log_rows(tmp_path / "a-train"), log_rows(tmp_path / "b-train")
+    assert [r[0] for r in rows_b] == ["2", "4", "6", "8"]
+    assert [r[2] for r in rows_b] == [r[2] for r in rows_a]  # the same losses, step for step
+    assert float(rows_b[-1][1]) >= float(rows_b[1][1])  # seconds carry on from the first part
+
+
+def test_resume_refuses_a_state_of_another_model(three_faces, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(tiny_cfg(three_faces, out, steps=2), progress=False)
+    with pytest.raises(ValueError, match="another model.*patch"):
+        train(tiny_cfg(three_faces, out, steps=4, patch=16, resume=True), progress=False)
+
+
+def test_time_budget_stops_the_run(three_faces, tmp_path):
+    start = time.monotonic()
+    out = train(tiny_cfg(three_faces, tmp_path / "t.safetensors", minutes=0.02, log_every=1), progress=False)
+    assert time.monotonic() - start < 1.2 + 10  # the budget, plus start-up and the final writes
+    summary = read_config(out).training
+    assert summary["steps"] >= 1
+    rows = log_rows(tmp_path / "t-train")
+    assert len(rows) == summary["steps"]
+    last_step_start = float(rows[-2][1]) if len(rows) > 1 else 0.0
+    assert last_step_start <= 1.25  # no step starts after the budget is spent (log seconds are rounded)
+
+
+def test_checkpoints_are_periodic_safetensors_without_pickle(three_faces, tmp_path, monkeypatch):
+    writes = []
+    original = train_module._write_outputs
+    monkeypatch.setattr(train_module, "_write_outputs", lambda *a, **k: (writes.append(a[4]), original(*a, **k)))
+    out = train(tiny_cfg(three_faces, tmp_path / "c.safetensors", steps=3, checkpoint_minutes=0), progress=False)
+    assert writes == [1, 2, 3, 3]  # every step (checkpoint_minutes=0), then the final write
+    state = tmp_path / "c-train" / "state.safetensors"
+    for path in (out, state):
+        head = path.read_bytes()[:9]
+        assert head[8:9] == b"{" and head[:2] != b"PK" and head[:1] != b"\x80"  # safetensors, not zip/pickle
+        with safe_open(str(path), framework="pt") as f:
+            assert f.metadata() and len(list(f.keys())) > 10
+    with safe_open(str(state), framework="pt") as f:
+        meta = f.metadata()
+        keys = set(f.keys())
+    assert meta["step"] == "3" and json.loads(meta["train_config"])["steps"] == 3
+    assert any(k.startswith("ema.") for k in keys) and any(k.startswith("opt.") for k in keys)
+
+
+def test_shipped_model_carries_the_training_summary(three_faces, tmp_path):
+    holdout = tmp_path / "holdout.txt"
+    holdout.write_text("# never train on these\nobama_aligned_128.png\n")
+    out = train(tiny_cfg(three_faces, tmp_path / "s.safetensors", steps=2, holdout=str(holdout), seed=5),
+                progress=False)
+    config = read_config(out)
+    summary = config.training
+    assert summary["faces"] == 2 and summary["holdout"] == "holdout.txt"  # the held-out face is left out
+    assert summary["data"] == "three" and summary["steps"] == 2 and summary["seed"] == 5
+    assert summary["preset"] == "tiny" and summary["processes"] == 1 and summary["device"].startswith("cpu")
+    assert {"minutes", "date", "lr", "ema_decay", "faces_per_step", "patches_per_face"} <= set(summary)
+    assert (config.scale, config.hq_size, config.patch, config.stride) == (4, 32, 8, 4)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("scale", 0), ("hq_size", 30), ("patch", 64), ("steps", 0), ("minutes", -1.0), ("lr", 0.0), ("lr", float("nan")),
+    ("faces_per_step", 0), ("workers", -1), ("ema_decay", 1.5), ("preset", "huge"), ("seed", -3),
+])
+def test_bad_training_settings_name_the_setting(field, value, tmp_path):
+    with pytest.raises(ValueError, match=field if field != "hq_size" else "hq_size 30 must be divisible"):
+        tiny_cfg(tmp_path, tmp_path / "x.safetensors", **{"steps": 1, field: value})
+
+
+def test_a_budget_is_required(tmp_path):
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "x.safetensors"))

@@ -1,0 +1,389 @@
+"""The paper's evaluation (LPIP-Diff Tables I-III) of one checkpoint on held-out faces.
+
+Held-out HQ faces are resized (antialiased) to the model's hq_size, degraded with the GFPGAN
+degradation at a fixed seed (face b uses seed + b, as `degrade` does for a batch) and restored by
+every method; PSNR / SSIM (BasicSR conventions: RGB, crop_border 0) and ID Sim (dlib) compare each
+result with its ground truth. LQ faces and results are rounded to 8 bits first, as the saved files
+of `lpip-diff degrade` / `restore` would be (BasicSR scores 8-bit images too).
+
+Methods, each timed per face: bicubic upsampling of the LQ face; whole-image diffusion (the same
+model, one patch = the image: the SR3 baseline); LPIP-Diff with mean, median and Gaussian fusion at
+the model's patch and stride (Table I); LPIP-Diff (mean) at patches m/4, m/2, m, 2m with stride half
+the patch (Table II); mean vs median (Table III). A setting shared by two tables is run once.
+Outputs (each written atomically): table1.md, table2.md, table3.md, per_face.csv, results.json
+and grid.png.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .checkpoint import load_model
+from .data import list_images, load_faces, read_split
+from .degrade import degrade
+from .files import atomic_output, to_pil
+from .metrics import psnr, ssim
+from .patches import patch_starts
+from .resize import resize
+from .restoration import restore
+
+TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
+METRICS = ("psnr", "ssim", "id_sim", "seconds")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to get an HQ face from an LQ face; `key` names it in per_face.csv and results.json."""
+
+    key: str
+    label: str
+    kind: str  # "bicubic", "whole", "patch"
+    patch: int | None = None
+    stride: int | None = None
+    fusion: str = "mean"
+
+    @property
+    def setting(self) -> tuple:
+        return (self.kind, self.patch, self.stride, self.fusion if self.kind == "patch" else None)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        accepted = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer in {accepted}, got {value!r}")
+    return value
+
+
+def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS):
+    """The methods to run and the rows of the three tables.
+
+    Returns (methods, table1 keys, table2 rows, table3 keys). A Table II row is a dict with patch,
+    stride and either the key of the method that gives it or a note why it was not run (a patch the
+    UNet cannot take: not a positive multiple of its down-sampling factor).
+    """
+    methods: dict[tuple, Method] = {}
+
+    def add(method: Method) -> str:
+        return methods.setdefault(method.setting, method).key
+
+    table1 = [
+        add(Method("bicubic", "Bicubic upsampling", "bicubic")),
+        add(Method("whole-image", "Whole-image diffusion (SR3 baseline, same model)", "whole")),
+    ]
+    for fusion in ("mean", "median", "gaussian"):
+        table1.append(add(Method(f"lpip-{fusion}", f"LPIP-Diff, {fusion} fusion (patch {patch}, stride {stride})",
+                                 "patch", patch, stride, fusion)))
+    table2 = []
+    for f in patch_factors:
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+            raise ValueError(f"patch_factors must be positive numbers, got {f!r}")
+        p = max(1, round(patch * f))
+        s = max(1, p // 2)
+        row = {"factor": f, "patch": p, "stride": s, "method": None, "note": ""}
+        if p < factor or p % factor:
+            row["note"] = f"not run: patch {p} is not a multiple of {factor} (the UNet's down-sampling)"
+        else:
+            row["method"] = add(Method(f"lpip-mean-p{p}-s{s}", f"LPIP-Diff, mean fusion (patch {p}, stride {s})",
+                                       "patch", p, s, "mean"))
+        table2.append(row)
+    table3 = [table1[2], table1[3]]  # mean vs median at the model's patch: Table I's rows
+    return list(methods.values()), table1, table2, table3
+
+
+def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
+             scale: int | None = None, holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
+             faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
+             min_face_size: int | None = None, align: bool = False, max_batch: int = 64,
+             device: str | torch.device = "cpu", progress: bool = True, command: str | None = None) -> dict:
+    """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) and
+    write the tables, per-face CSV, results JSON and comparison grid to `out_dir`. Returns the
+    results dict that results.json holds.
+
+    scale: must equal the model's scale if given (a checkpoint restores one scale).
+    faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
+    patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
+    min_face_size, align: as in lpip_core.data.load_faces (default: faces at least hq_size natively).
+    """
+    started = time.perf_counter()
+    _check_int("steps", steps, 1, 1000)
+    _check_int("seed", seed, 0)
+    _check_int("grid_faces", grid_faces, 0, 64)
+    _check_int("max_batch", max_batch, 1)
+    if faces_limit is not None:
+        _check_int("faces_limit", faces_limit, 1)
+    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    model = load_model(model_path, device=device)
+    config = model.config
+    if scale is not None and scale != config.scale:
+        raise ValueError(f"scale {scale} does not match the model's scale {config.scale} ({model_path.name})")
+    hq_size, lq_size = config.hq_size, config.hq_size // config.scale
+
+    include = None
+    if holdout is not None:
+        if not Path(holdout).is_file():
+            raise ValueError(f"holdout file not found: {holdout}")
+        include = read_split(holdout)
+        present = {p.name for p in list_images(data_dir)}
+        missing = sorted(include - present)
+        if missing:
+            raise ValueError(f"{len(missing)} face(s) listed in {Path(holdout).name} are not in {data_dir}: "
+                             + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
+    faces, names = load_faces(data_dir, hq_size, include=include, min_face_size=min_face_size, align=align)
+    wanted = include if include is not None else {p.name for p in list_images(data_dir)}
+    skipped = sorted(wanted - set(names))
+    if faces_limit is not None:
+        faces, names = faces[:faces_limit], names[:faces_limit]
+    hq = faces.float() / 255
+    lq, _ = degrade(hq, None, seed=seed, lq_size=(lq_size, lq_size))
+    lq = _to_8bit(lq)
+
+    methods, table1, table2, table3 = plan_methods(config.patch, config.stride, config.unet.downsample_factor,
+                                                   patch_factors)
+    grid_index = _grid_indices(len(names), grid_faces)
+    grid_keys = ("bicubic", "whole-image", "lpip-mean")
+    grid_images: dict[int, dict[str, torch.Tensor]] = {i: {} for i in grid_index}
+    rows = []
+    from tqdm import tqdm
+
+    from .identity import id_similarity
+
+    with tqdm(total=len(names) * len(methods), unit="restoration", disable=not progress, dynamic_ncols=True) as bar:
+        for i, name in enumerate(names):
+            bar.set_description(name)
+            lq_i, hq_i = lq[i:i + 1], hq[i:i + 1]
+            for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
+                tic = time.perf_counter()
+                if method.kind == "bicubic":
+                    out = resize(lq_i, (hq_size, hq_size))
+                else:
+                    out = restore(model, lq_i, steps=steps, seed=seed + i, max_batch=max_batch,
+                                  whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
+                                  fusion=method.fusion)
+                seconds = time.perf_counter() - tic
+                out = _to_8bit(out)
+                rows.append({"face": name, "method": method.key, "psnr": float(psnr(out, hq_i)[0]),
+                             "ssim": float(ssim(out, hq_i)[0]), "id_sim": float(id_similarity(out, hq_i)[0]),
+                             "seconds": seconds})
+                if i in grid_images and method.key in grid_keys:
+                    grid_images[i][method.key] = out
+                bar.update(1)
+
+    summary = {m.key: {"label": m.label, "setting": asdict(m), **_aggregate([r for r in rows if r["method"] == m.key])}
+               for m in methods}
+    results = {
+        "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit),
+        "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
+                     "out_dir": str(out_dir), "scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
+                     "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
+                     "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
+                     "max_batch": max_batch, "device": str(device)},
+        "model": {"file": model_path.name, "config": config.to_dict()},
+        "faces": {"count": len(names), "names": names, "skipped_too_small_or_no_face": skipped,
+                  "grid": [names[i] for i in grid_index]},
+        "machine": _machine(device),
+        "methods": summary,
+        "tables": {"table1": table1, "table2": table2, "table3": table3},
+        "statistic": "mean and sample standard deviation over faces",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_csv(out_dir / "per_face.csv", rows)
+    caption = _caption(results)
+    _write_text(out_dir / "table1.md", _table1(results, caption))
+    _write_text(out_dir / "table2.md", _table2(results, caption))
+    _write_text(out_dir / "table3.md", _table3(results, caption))
+    if grid_index:
+        _write_grid(out_dir / "grid.png", [lq[i:i + 1] for i in grid_index],
+                    [[grid_images[i][k] for k in grid_keys] for i in grid_index], [hq[i:i + 1] for i in grid_index])
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    _write_text(out_dir / "results.json", json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def _grid_indices(n: int, k: int) -> list[int]:
+    """k faces spread evenly over the n evaluated ones (all of them if k >= n)."""
+    if k <= 0 or n == 0:
+        return []
+    if k >= n:
+        return list(range(n))
+    return sorted({round(j * (n - 1) / (k - 1)) for j in range(k)}) if k > 1 else [0]
+
+
+def _aggregate(rows: list[dict]) -> dict:
+    out = {}
+    for metric in METRICS:
+        values = [r[metric] for r in rows]
+        finite = [v for v in values if math.isfinite(v)]
+        out[metric] = {"mean": statistics.fmean(finite) if finite else float("nan"),
+                       "std": statistics.stdev(finite) if len(finite) > 1 else 0.0}
+    return out
+
+
+def _machine(device) -> dict:
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "processor": platform.machine(),
+            "device": str(device) if str(device) == "cpu" or not torch.cuda.is_available()
+            else torch.cuda.get_device_name(torch.device(device)),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit) -> str:
+    args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}", f"steps={steps}",
+            f"seed={seed}"] + ([f"scale={scale}"] if scale else []) + (
+        [f"holdout={str(holdout)!r}"] if holdout else []) + ([f"faces_limit={faces_limit}"] if faces_limit else [])
+    return f"lpip_core.evaluate.evaluate({', '.join(args)})"
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["face", "method", *METRICS])
+    for r in rows:
+        writer.writerow([r["face"], r["method"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}", f"{r['id_sim']:.5f}",
+                         f"{r['seconds']:.4f}"])
+    _write_text(path, buffer.getvalue())
+
+
+# --- markdown tables ---------------------------------------------------------------------------------
+
+def _fmt(stats: dict, metric: str) -> str:
+    mean, std = stats[metric]["mean"], stats[metric]["std"]
+    if metric == "seconds" and mean < 0.001:
+        return "< 0.001"
+    digits = {"psnr": 2, "ssim": 4, "id_sim": 4, "seconds": 3}[metric]
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+HEADER = "| PSNR ↑ | SSIM ↑ | ID Sim (dlib) ↑ | s / face ↓ |"
+
+
+def _metric_cells(stats: dict, best: dict | None = None) -> str:
+    cells = []
+    for metric in METRICS:
+        text = _fmt(stats, metric)
+        if best is not None and metric != "seconds" and stats[metric]["mean"] == best.get(metric):
+            text = f"**{text}**"
+        cells.append(text)
+    return " | ".join(cells)
+
+
+def _best(results: dict, keys: list[str]) -> dict:
+    methods = results["methods"]
+    return {m: max(methods[k][m]["mean"] for k in keys) for m in ("psnr", "ssim", "id_sim")}
+
+
+def _caption(results: dict) -> str:
+    s, f, mach, model = results["settings"], results["faces"], results["machine"], results["model"]
+    training = model["config"].get("training") or {}
+    trained = (f"trained {training.get('steps', '?')} steps / {training.get('minutes', '?')} min on "
+               f"{training.get('faces', '?')} faces" if training else "untrained")
+    skipped = f" ({len(f['skipped_too_small_or_no_face'])} skipped: smaller than hq_size natively or no face)" \
+        if f["skipped_too_small_or_no_face"] else ""
+    which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
+    return (
+        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, "
+        f"GFPGAN degradation with seed {s['seed']}, {s['steps']} DDIM steps (eta 0). "
+        f"Model `{model['file']}` ({trained}). Each cell: mean ± standard deviation over faces. "
+        f"PSNR / SSIM: BasicSR conventions (RGB, 8-bit, crop_border 0). ID Sim (dlib): cosine of dlib ResNet "
+        f"face embeddings (not ArcFace) of result and ground truth, both cut with the ground truth's 5 landmarks "
+        f"(dlib falls back to the canonical FFHQ face box when its detector finds no face, so every face is "
+        f"scored). s / face: wall time of one face's restoration on {mach['processor']} with "
+        f"{mach['torch_threads']} torch thread(s) ({mach['cpu_count']} CPUs, device {mach['device']}, "
+        f"torch {mach['torch']}), {mach['date'][:10]}.\n\nCommand: `{results['command']}`\n"
+    )
+
+
+def _table1(results: dict, caption: str) -> str:
+    keys = results["tables"]["table1"]
+    best = _best(results, keys)
+    lines = ["# Table I: comparison with the baselines", "", caption, "| Method " + HEADER, "|---|---|---|---|---|"]
+    for k in keys:
+        m = results["methods"][k]
+        lines.append(f"| {m['label']} | {_metric_cells(m, best)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _table2(results: dict, caption: str) -> str:
+    rows = results["tables"]["table2"]
+    size = results["settings"]["hq_size"]
+    m = results["model"]["config"]["patch"]
+    lines = ["# Table II: patch size (mean fusion, stride = patch / 2)", "",
+             caption, f"Training patch m = {m}.", "",
+             "| Patch | Stride | Patches per step " + HEADER, "|---|---|---|---|---|---|---|"]
+    if not rows:
+        lines.append("| (not run: no patch sizes requested) | | | | | | |")
+    keys = [r["method"] for r in rows if r["method"]]
+    best = _best(results, keys) if keys else None
+    for r in rows:
+        label = f"{r['patch']} (m × {r['factor']:g})"
+        if r["method"] is None:
+            lines.append(f"| {label} | {r['stride']} | – | {r['note']} | | | |")
+            continue
+        n = len(patch_starts(max(size, r["patch"]), r["patch"], r["stride"])) ** 2
+        padded = " (image padded to the patch)" if r["patch"] > size else ""
+        cells = _metric_cells(results["methods"][r["method"]], best)
+        lines.append(f"| {label} | {r['stride']} | {n}{padded} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _table3(results: dict, caption: str) -> str:
+    keys = results["tables"]["table3"]
+    best = _best(results, keys)
+    lines = ["# Table III: fusion of the overlapping estimates", "", caption,
+             "| Fusion " + HEADER, "|---|---|---|---|---|"]
+    for k in keys:
+        m = results["methods"][k]
+        lines.append(f"| {m['setting']['fusion']} (patch {m['setting']['patch']}, stride {m['setting']['stride']}) | "
+                     f"{_metric_cells(m, best)} |")
+    return "\n".join(lines) + "\n"
+
+
+# --- grid ----------------------------------------------------------------------------------------------
+
+GRID_COLUMNS = ("LQ (nearest)", "Bicubic", "Whole-image", "LPIP-Diff (mean)", "Ground truth")
+
+
+def _write_grid(path: Path, lqs: list[torch.Tensor], results: list[list[torch.Tensor]],
+                truths: list[torch.Tensor]) -> None:
+    """One row per face: LQ (nearest upsampling) | bicubic | whole-image | LPIP-Diff mean | ground truth."""
+    from PIL import Image, ImageDraw
+
+    size = truths[0].shape[-1]
+    cell = size * max(1, math.ceil(128 / size))  # small faces are shown enlarged (nearest)
+    header, gap = 18, 2
+    width = len(GRID_COLUMNS) * (cell + gap) - gap
+    canvas = Image.new("RGB", (width, header + len(truths) * (cell + gap) - gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, label in enumerate(GRID_COLUMNS):
+        x = c * (cell + gap)
+        text_width = draw.textlength(label)
+        draw.text((x + max(0, (cell - text_width) / 2), 3), label, fill="black")
+    for r, (lq, outs, truth) in enumerate(zip(lqs, results, truths)):
+        for c, image in enumerate([lq, *outs, truth]):
+            tile = to_pil(image).resize((cell, cell), Image.Resampling.NEAREST)
+            canvas.paste(tile, (c * (cell + gap), header + r * (cell + gap)))
+    with atomic_output(path) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+__all__ = ["evaluate", "plan_methods", "Method", "TABLE2_FACTORS"]

@@ -1,0 +1,166 @@
+"""lpip_core.evaluate: the paper's Tables I-III on committed fixture faces with an untrained tiny model.
+
+The numbers of an untrained model mean nothing; these tests check that every output is written,
+complete and consistent with the metrics computed independently.
+"""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lpip_core
+from lpip_core.evaluate import evaluate, plan_methods
+from lpip_core.files import read_image
+from lpip_core.resize import resize
+
+from conftest import FIXTURES, tiny_model
+
+FACES = ("astronaut", "hopper", "obama")  # sorted: the order evaluate() sees them in
+METHODS = {"bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian", "lpip-mean-p6-s3",
+           "lpip-mean-p24-s12"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, fixtures):
+    root = tmp_path_factory.mktemp("evaluate")
+    data = root / "faces"
+    data.mkdir()
+    for name in FACES:
+        shutil.copy(fixtures / f"{name}_aligned_128.png", data)
+    # patch 12 on the tiny UNet (down-sampling 2): Table II's m/4 = 3 cannot run and must say so.
+    model_path = lpip_core.save_model(tiny_model(scale=4, patch=12), root / "tiny.safetensors")
+    return root, data, model_path
+
+
+@pytest.fixture(scope="module")
+def run(setup):
+    root, data, model_path = setup
+    out = root / "out"
+    results = evaluate(model_path, data, out_dir=out, steps=2, seed=0, progress=False)
+    return out, results
+
+
+def read_rows(out):
+    with open(out / "per_face.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_output_is_written(run):
+    out, results = run
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "per_face.csv", "results.json", "table1.md",
+                                                      "table2.md", "table3.md"]  # and no temporary files
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+
+
+def test_plan_runs_each_setting_once():
+    methods, table1, table2, table3 = plan_methods(16, 8, 4)
+    assert [m.key for m in methods] == ["bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian",
+                                        "lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean-p32-s16"]
+    assert [r["method"] for r in table2] == ["lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean", "lpip-mean-p32-s16"]
+    assert table3 == ["lpip-mean", "lpip-median"] == table1[2:4]
+    _, _, table2, _ = plan_methods(32, 16, 8)  # the x8 UNet: patch 8 runs, and so does every other
+    assert all(r["method"] for r in table2)
+    _, _, table2, _ = plan_methods(12, 6, 8)
+    assert [r["method"] is None for r in table2] == [True, True, True, False]
+    assert "not a multiple of 8" in table2[0]["note"]
+
+
+def test_csv_has_one_row_per_face_and_method(run):
+    out, results = run
+    rows = read_rows(out)
+    assert len(rows) == len(FACES) * len(METHODS)
+    assert {(r["face"], r["method"]) for r in rows} == {(f"{f}_aligned_128.png", m) for f in FACES for m in METHODS}
+    for r in rows:
+        assert 0 < float(r["psnr"]) < 100 and -1 <= float(r["ssim"]) <= 1 and -1 <= float(r["id_sim"]) <= 1
+        assert float(r["seconds"]) >= 0
+    # results.json's means are the CSV's means
+    for key, summary in results["methods"].items():
+        mine = [float(r["psnr"]) for r in rows if r["method"] == key]
+        assert summary["psnr"]["mean"] == pytest.approx(sum(mine) / len(mine), abs=1e-3)
+    # the methods really differ
+    by = {(r["face"], r["method"]): float(r["psnr"]) for r in rows}
+    assert by[("hopper_aligned_128.png", "whole-image")] != by[("hopper_aligned_128.png", "lpip-mean")]
+
+
+def test_bicubic_scores_match_an_independent_computation(run):
+    out, _ = run
+    hq = torch.cat([(resize(read_image(FIXTURES / f"{f}_aligned_128.png"), (64, 64)) * 255).round() / 255
+                    for f in FACES])
+    lq, _ = lpip_core.degrade(hq, None, seed=0, lq_size=(16, 16))  # face b uses seed 0 + b
+    up = (resize((lq * 255).round() / 255, (64, 64)) * 255).round() / 255
+    expected_psnr, expected_ssim = lpip_core.psnr(up, hq), lpip_core.ssim(up, hq)
+    rows = {r["face"]: r for r in read_rows(out) if r["method"] == "bicubic"}
+    for i, f in enumerate(FACES):
+        assert float(rows[f"{f}_aligned_128.png"]["psnr"]) == pytest.approx(expected_psnr[i].item(), abs=1e-3)
+        assert float(rows[f"{f}_aligned_128.png"]["ssim"]) == pytest.approx(expected_ssim[i].item(), abs=1e-4)
+
+
+def table_rows(path):
+    return [line for line in path.read_text().splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+
+def test_tables_hold_the_paper_rows(run):
+    out, results = run
+    t1 = table_rows(out / "table1.md")
+    assert [r.split(" | ")[0] for r in t1] == [
+        "| Bicubic upsampling", "| Whole-image diffusion (SR3 baseline, same model)",
+        "| LPIP-Diff, mean fusion (patch 12, stride 6)", "| LPIP-Diff, median fusion (patch 12, stride 6)",
+        "| LPIP-Diff, gaussian fusion (patch 12, stride 6)"]
+    psnr_bicubic = results["methods"]["bicubic"]["psnr"]
+    assert f"{psnr_bicubic['mean']:.2f} ± {psnr_bicubic['std']:.2f}" in t1[0]
+    t2 = table_rows(out / "table2.md")
+    assert [r.split(" | ")[0] for r in t2] == ["| 3 (m × 0.25)", "| 6 (m × 0.5)", "| 12 (m × 1)", "| 24 (m × 2)"]
+    assert "not run: patch 3 is not a multiple of 2" in t2[0]
+    mean = results["methods"]["lpip-mean"]["ssim"]
+    assert f"{mean['mean']:.4f}" in t2[2] and f"{mean['mean']:.4f}" in t1[2]  # Table I's row, reused
+    t3 = table_rows(out / "table3.md")
+    assert [r.split(" | ")[0] for r in t3] == ["| mean (patch 12, stride 6)", "| median (patch 12, stride 6)"]
+    for name in ("table1.md", "table2.md", "table3.md"):
+        text = (out / name).read_text()
+        assert "3 faces" in text and "2 DDIM steps" in text and "ID Sim (dlib)" in text and "Command: `" in text
+
+
+def test_results_json_records_command_machine_and_faces(run):
+    out, _ = run
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"].startswith("lpip_core.evaluate.evaluate(")
+    assert results["machine"]["cpu_count"] >= 1 and results["machine"]["torch"] == torch.__version__
+    assert results["machine"]["date"][:2] == "20" and results["wall_seconds"] > 0
+    assert results["faces"]["names"] == [f"{f}_aligned_128.png" for f in FACES]
+    assert results["settings"]["steps"] == 2 and results["model"]["config"]["patch"] == 12
+    assert set(results["methods"]) == METHODS
+
+
+def test_grid_shows_the_five_columns(run):
+    out, _ = run
+    grid = Image.open(out / "grid.png")
+    cell, gap, header = 128, 2, 18  # 64 px faces are shown at 128 px
+    assert grid.size == (5 * cell + 4 * gap, header + 3 * cell + 2 * gap)
+    # the last column is the ground truth (nearest-enlarged), row 2 is hopper
+    truth = resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64))
+    tile = grid.crop((4 * (cell + gap), header + cell + gap, 4 * (cell + gap) + cell, header + 2 * cell + gap))
+    got = torch.from_numpy(np.array(tile.resize((64, 64), Image.Resampling.NEAREST))).float()
+    assert (got.permute(2, 0, 1)[None] / 255 - truth).abs().max() < 1.5 / 255
+
+
+def test_holdout_selects_faces_and_bad_arguments_are_named(setup, tmp_path):
+    root, data, model_path = setup
+    holdout = tmp_path / "holdout.txt"
+    holdout.write_text("# two of the three\nobama_aligned_128.png\nhopper_aligned_128.png\n")
+    results = evaluate(model_path, data, out_dir=tmp_path / "o", holdout=holdout, steps=1, patch_factors=(),
+                       grid_faces=1, progress=False)
+    assert results["faces"]["names"] == ["hopper_aligned_128.png", "obama_aligned_128.png"]
+    assert len(read_rows(tmp_path / "o")) == 2 * 5
+    assert "not run" in (tmp_path / "o" / "table2.md").read_text()
+    holdout.write_text("nobody.png\n")
+    with pytest.raises(ValueError, match="not in"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", holdout=holdout, progress=False)
+    with pytest.raises(ValueError, match="scale 8 does not match the model's scale 4"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", scale=8, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", steps=0, progress=False)
+    assert not (tmp_path / "x").exists()
