@@ -13,9 +13,16 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-test.txt -e .
 	touch $@
 
+# The main job: example workflow (a) through a local headless ComfyUI 0.3.75 (unpacked once into
+# ~/.cache/lpip-diff, outside the repository) with the shipped x4 model, on a bundled public-domain
+# photo. ComfyUI's own output names: restored_photo_00001_.png and restored_faces_000NN_.png.
 demo: $(STAMP)
-	$(VENV)/bin/lpip-diff restore examples/lq/*.png -o outputs/demo
-	@echo "restored faces written to outputs/demo/"
+	rm -rf outputs/demo
+	$(PY) -m tools.comfyui run example_workflows/api/restore_faces_in_photo.json --out outputs/demo \
+	    --set LoadImage.image=@examples/photos/solvay_1927.jpg \
+	    --set LoadLPIPModel.model_name=lpip_x4_64.safetensors
+	@echo "Restored photo (x2, faces restored by LPIP-Diff x4): outputs/demo/restored_photo_00001_.png"
+	@echo "Each restored face (64 px):                          outputs/demo/restored_faces_*.png"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -14,6 +14,7 @@ CLI::
 
     python -m tools.comfyui ensure                      # print the ComfyUI folder
     python -m tools.comfyui run WORKFLOW.json --out DIR [--set NODE.INPUT=VALUE ...]
+                                [--extra-model-paths YAML]
     python -m tools.comfyui convert UI_WORKFLOW.json [--out API.json]
     python -m tools.comfyui serve [--port 8188]         # headless server with this pack, Ctrl-C stops
 
@@ -764,7 +765,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (p_run, p_conv, p_srv):
         p.add_argument("--python", default=None, help="python for the server (default: this one)")
         p.add_argument("--comfy-dir", default=None, help="ComfyUI folder (default: the cache)")
+        p.add_argument("--extra-model-paths", default=None, metavar="YAML",
+                       help="an extra_model_paths.yaml for the server (e.g. a folder of lpip_diff models)")
     args = ap.parse_args(argv)
+    extra = [] if args.extra_model_paths is None else \
+        ["--extra-model-paths-config", str(Path(args.extra_model_paths).expanduser().resolve())]
 
     def on_sigterm(*_):  # stop the server and remove its folder as on Ctrl-C
         raise KeyboardInterrupt
@@ -777,11 +782,11 @@ def main(argv: list[str] | None = None) -> int:
             log = lambda s: print(s, file=sys.stderr)  # noqa: E731 - stdout: only the paths
             for path in run_workflow(args.workflow, args.out, args.set, timeout=args.timeout,
                                      comfy_dir=args.comfy_dir, python=args.python,
-                                     cpu=not args.gpu, log=log):
+                                     cpu=not args.gpu, extra_args=extra, log=log):
                 print(path)
         elif args.cmd == "convert":
             with ComfyServer(ensure_comfyui(args.comfy_dir), python=args.python, cpu=not args.gpu,
-                             custom_nodes={PACK_NAME: REPO_ROOT}) as server:
+                             custom_nodes={PACK_NAME: REPO_ROOT}, extra_args=extra) as server:
                 api = ui_to_api(json.loads(Path(args.workflow).read_text()), server.object_info())
             text = json.dumps(api, indent=2) + "\n"
             if args.out:
@@ -791,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             comfy = ensure_comfyui(args.comfy_dir)
             with ComfyServer(comfy, python=args.python, port=args.port, cpu=not args.gpu,
-                             custom_nodes={PACK_NAME: REPO_ROOT}) as server:
+                             custom_nodes={PACK_NAME: REPO_ROOT}, extra_args=extra) as server:
                 print(f"ComfyUI at {server.url} (log {server.log_path}); Ctrl-C stops", flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
                     while server.alive():

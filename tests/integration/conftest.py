@@ -79,3 +79,74 @@ def comfy_ws(comfy_server):
         yield ws
     finally:
         ws.close()
+
+
+# --------------------------------------------------------------------------- the pack's test data
+
+TINY_CHECKPOINT = "lpip_tiny_x4_test.safetensors"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(comfy_server) -> str:
+    """A tiny untrained x4 checkpoint (16 -> 64 px, patch 16) in the server's models/lpip_diff/;
+    its zero-initialised layers are re-drawn so that its output is not a constant. Returns the
+    model_name to use. Never the shipped models."""
+    import torch
+
+    import lpip_core
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = lpip_core.ModelConfig(unet=lpip_core.PRESETS["tiny"], scale=4, hq_size=64, patch=16, stride=8)
+    model = lpip_core.LPIPModel(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim > 1 and not p.any():
+                p.normal_(0, 0.05)
+    folder = comfy_server.models_dir / "lpip_diff"
+    folder.mkdir(parents=True, exist_ok=True)
+    lpip_core.save_model(model, folder / TINY_CHECKPOINT)
+    return TINY_CHECKPOINT
+
+
+def _upload(server, image, name: str) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        image.save(path)
+        return server.upload_image(path, name=name)
+
+
+@pytest.fixture(scope="session")
+def lq_faces(comfy_server) -> dict[str, str]:
+    """Two different 16 px LQ faces in the server's input folder: {"a": name, "b": name}."""
+    from PIL import Image
+
+    fixtures = REPO_ROOT / "tests" / "fixtures"
+    out = {}
+    for key, src in (("a", "hopper_aligned_128.png"), ("b", "obama_aligned_128.png")):
+        with Image.open(fixtures / src) as im:
+            out[key] = _upload(comfy_server, im.convert("RGB").resize((16, 16), Image.LANCZOS), f"lq_{key}.png")
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_photos(comfy_server) -> dict[str, str]:
+    """Public-domain test photos in the server's input folder (names for LoadImage):
+    portrait (one face, 320 px), two (two people side by side, 640x320), aligned (a 128 px
+    aligned clean face), solvay and hopper (the pack's bundled example photos)."""
+    from PIL import Image
+
+    fixtures = REPO_ROOT / "tests" / "fixtures"
+    with Image.open(fixtures / "faces" / "hopper.jpg") as a, Image.open(fixtures / "faces" / "astronaut.jpg") as b:
+        two = Image.new("RGB", (640, 320))
+        two.paste(a.convert("RGB"), (0, 0))
+        two.paste(b.convert("RGB").resize((320, 320), Image.LANCZOS), (320, 0))
+    return {
+        "portrait": comfy_server.upload_image(fixtures / "faces" / "hopper.jpg", name="portrait.jpg"),
+        "two": _upload(comfy_server, two, "two_people.png"),
+        "aligned": comfy_server.upload_image(fixtures / "hopper_aligned_128.png", name="aligned_128.png"),
+        "solvay": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg"),
+        "hopper": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "grace_hopper.jpg"),
+    }

@@ -1,0 +1,155 @@
+"""FaceCropAlign and FacePasteBack: dlib detection + FFHQ alignment, and the inverse warp back."""
+from __future__ import annotations
+
+import logging
+
+from comfy_api.latest import io
+
+from ..lpip_core.faces import COLOR_MATCH_MODES, FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces, paste_faces
+from ..lpip_core.resize import resize
+from .convert import core_to_image, image_to_core
+from .device import output_device, output_dtype
+from .types import FaceAlign, FaceAlignBatch
+
+log = logging.getLogger("LPIP-Diff")
+
+ERROR, PASS_THROUGH = "error", "pass_through"
+SMALLEST_FACE = {0: 80, 1: 40, 2: 20, 3: 10}  # px wide that dlib's HOG finds, per upsample step
+
+
+def _images(indices) -> str:
+    indices = list(indices)
+    return f"image {indices[0]}" if len(indices) == 1 else "images " + ", ".join(map(str, indices))
+
+
+class FaceCropAlign(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LPIPFaceCropAlign",
+            display_name="Face Crop & Align (LPIP-Diff)",
+            category="LPIP-Diff",
+            description=(
+                "Finds faces (dlib HOG detector + 5 landmarks) in every image of the batch and cuts "
+                "FFHQ-style aligned square crops: eyes level, face centred, the crop about twice the "
+                "face. Set face_size to the model's LQ face size (16 for the shipped models, or link "
+                "Load LPIP-Diff Model's face_size): a face 20-50 px wide in the photo then becomes a "
+                "16 px crop that the sampler restores to 64 px (x4), and Face Paste Back warps it back "
+                "into the photo. face_align remembers where every crop came from."),
+            inputs=[
+                io.Image.Input("image", tooltip="Photos or video frames (a batch) with faces."),
+                io.Int.Input("face_size", default=16, min=FACE_SIZE_RANGE[0], max=FACE_SIZE_RANGE[1],
+                             tooltip="Side of the aligned crops in px. Use the model's LQ size (16 for the "
+                                     "x4 and x8 models; Load LPIP-Diff Model outputs it as face_size)."),
+                io.Combo.Input("select", options=list(SELECT_MODES), default="largest",
+                               tooltip="largest: one face per image; all: every face, largest first; "
+                                       "index: only the index-th largest face of each image."),
+                io.Int.Input("index", default=0, min=0, max=1000,
+                             tooltip="With select = index: which face, 0 = the largest."),
+                io.Float.Input("padding", default=0.0, min=PADDING_RANGE[0], max=PADDING_RANGE[1], step=0.05,
+                               tooltip="Widen the crop around the same centre by this fraction "
+                                       "(0 = the FFHQ crop, about twice the face)."),
+                io.Int.Input("upsample", default=1, min=0, max=3,
+                             tooltip="How often the detector doubles the image: 0 finds faces from about "
+                                     "80 px wide, 1 from 40 px, 2 from 20 px, 3 from 10 px; each step is "
+                                     "about 4x slower."),
+                io.Combo.Input("if_no_face", options=[ERROR, PASS_THROUGH], default=ERROR,
+                               tooltip="When no face is found in the whole batch: error stops the workflow "
+                                       "with a message; pass_through goes on with face count 0 (faces is "
+                                       "then a face_size thumbnail of each image, so the nodes after it stay "
+                                       "fast, and Face Paste Back returns the image unchanged)."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="faces",
+                                tooltip="The aligned face crops (face_size x face_size), all faces of all "
+                                        "images in one batch, image by image."),
+                FaceAlign.Output(display_name="face_align",
+                                 tooltip="Where each crop came from: connect it to Face Paste Back."),
+                io.Int.Output(display_name="face_count", tooltip="How many faces were found (0 when passed "
+                                                                 "through)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR) -> io.NodeOutput:
+        if select not in SELECT_MODES:
+            raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
+        if if_no_face not in (ERROR, PASS_THROUGH):
+            raise ValueError(f"if_no_face must be {ERROR} or {PASS_THROUGH}; got {if_no_face!r}")
+        if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
+            raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
+        x = image_to_core(image)
+        count, _, h, w = x.shape
+        crops, alignments = align_faces(x, face_size=face_size, select=select, index=index, padding=padding,
+                                        upsample=upsample)
+        device, dtype = output_device(), output_dtype()
+        found = {a.image_index for a in alignments}
+        if not alignments:
+            where = "the image" if count == 1 else f"any of the {count} images"
+            what = f"face #{index} (select = index)" if select == "index" else "face"
+            if if_no_face == ERROR:
+                raise ValueError(
+                    f"no {what} found in {where} ({w}x{h} px). The detector (upsample = {upsample}) finds "
+                    f"frontal faces from about {SMALLEST_FACE[upsample]} px wide: raise upsample for smaller "
+                    f"faces, or set if_no_face to pass_through to go on without faces.")
+            log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
+            thumbs = resize(x, (face_size, face_size))
+            empty = FaceAlignBatch((), count, (h, w), face_size)
+            return io.NodeOutput(core_to_image(thumbs, device, dtype), empty, 0)
+        if len(found) < count:
+            log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
+        batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
+        return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments))
+
+
+class FacePasteBack(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LPIPFacePasteBack",
+            display_name="Face Paste Back (LPIP-Diff)",
+            category="LPIP-Diff",
+            description=(
+                "Warps restored face crops back into the images they were cut from (the inverse of Face "
+                "Crop & Align), blended with a feathered mask so that no seam shows. The crops may have "
+                "any size: a 64 px restoration of a 16 px crop lands exactly where the 16 px crop came "
+                "from. Pixels outside the faces' crops are left unchanged."),
+            inputs=[
+                io.Image.Input("image", tooltip="The images that went into Face Crop & Align (same size and "
+                                                "batch)."),
+                io.Image.Input("faces", tooltip="The restored face crops, one per face of face_align, any "
+                                                "square size (e.g. the Patch-Fused Sampler's output)."),
+                FaceAlign.Input("face_align", tooltip="From Face Crop & Align."),
+                io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
+                               tooltip="Width of the soft edge as a fraction of the crop side (0 = hard edge; "
+                                       "the crop is about twice the face, so 0.1 fades outside the face)."),
+                io.Combo.Input("color_match", options=list(COLOR_MATCH_MODES), default="none",
+                               tooltip="mean_std: give each restored face the per-channel mean and spread of "
+                                       "the original crop first (fixes colour or brightness shifts)."),
+            ],
+            outputs=[io.Image.Output(display_name="image", tooltip="The images with the faces pasted back.")],
+        )
+
+    @classmethod
+    def execute(cls, image, faces, face_align, feather, color_match) -> io.NodeOutput:
+        if not isinstance(face_align, FaceAlignBatch):
+            raise ValueError(f"face_align must come from a Face Crop & Align node, got {type(face_align).__name__}")
+        if color_match not in COLOR_MATCH_MODES:
+            raise ValueError(f"color_match must be one of {', '.join(COLOR_MATCH_MODES)}; got {color_match!r}")
+        x = image_to_core(image)
+        count, _, h, w = x.shape
+        ah, aw = face_align.image_size
+        if count != face_align.image_count or (h, w) != (ah, aw):
+            raise ValueError(
+                f"image is {count} image(s) of {w}x{h} px, but face_align was made from {face_align.image_count} "
+                f"image(s) of {aw}x{ah} px: paste back into the image that went into Face Crop & Align")
+        if len(face_align) == 0:  # nothing was found upstream (pass_through): the image as it was
+            return io.NodeOutput(image)
+        f = image_to_core(faces, "faces")
+        if f.shape[0] != len(face_align):
+            raise ValueError(f"faces has {f.shape[0]} crop(s) but face_align has {len(face_align)} face(s): "
+                             "connect the restored crops of the same Face Crop & Align")
+        if f.shape[-1] != f.shape[-2]:
+            raise ValueError(f"faces must be square crops, got {f.shape[-1]}x{f.shape[-2]} px")
+        out = paste_faces(x, f, list(face_align.faces), feather=feather, color_match=color_match)
+        return io.NodeOutput(core_to_image(out, output_device(), output_dtype()))

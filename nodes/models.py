@@ -1,0 +1,226 @@
+"""The `lpip_diff` model folder and LoadLPIPModel: a checkpoint under ComfyUI's model management."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+import torch
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import folder_paths
+from comfy_api.latest import io, ui
+
+from ..lpip_core import CheckpointError, ModelConfig, load_model, read_config
+from .types import LPIPModel
+
+log = logging.getLogger("LPIP-Diff")
+
+FOLDER = "lpip_diff"
+EXTENSIONS = {".safetensors"}
+PACK_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def register_model_folder() -> None:
+    """Add ComfyUI's models/lpip_diff and the pack's own models/ to the `lpip_diff` folder.
+
+    Appends, so that folders a user gave in extra_model_paths.yaml (loaded before custom nodes)
+    keep their place, then restricts the folder to .safetensors (a new folder name starts with
+    no filter, which lets every file through). Idempotent.
+    """
+    user_dir = os.path.join(folder_paths.models_dir, FOLDER)
+    try:
+        os.makedirs(user_dir, exist_ok=True)  # so that users see where models go
+    except OSError:
+        pass
+    folder_paths.add_model_folder_path(FOLDER, user_dir)
+    folder_paths.add_model_folder_path(FOLDER, PACK_MODELS_DIR)
+    dirs, _ = folder_paths.folder_names_and_paths[FOLDER]
+    folder_paths.folder_names_and_paths[FOLDER] = (dirs, set(EXTENSIONS))
+
+
+def model_names() -> list[str]:
+    return folder_paths.get_filename_list(FOLDER)
+
+
+def model_dirs() -> list[str]:
+    return list(folder_paths.get_folder_paths(FOLDER))
+
+
+# ------------------------------------------------------------------------------------ metadata
+
+_config_cache: dict[tuple[str, int, int], ModelConfig | str] = {}
+
+
+def describe_config(config: ModelConfig) -> str:
+    """'x4, 16 -> 64 px faces, patch 16' from a checkpoint's metadata."""
+    return (f"x{config.scale}, {config.lq_size} -> {config.hq_size} px faces, training patch {config.patch} "
+            f"(stride {config.stride})")
+
+
+def describe_file(name: str) -> str:
+    """One line about a checkpoint of the folder, from its metadata only (cached by mtime/size)."""
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        return f"{name}: not found"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"{name}: {e}"
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _config_cache:
+        try:
+            _config_cache[key] = read_config(path)
+        except CheckpointError as e:
+            _config_cache[key] = f"not usable ({e})"
+    value = _config_cache[key]
+    return f"{name}: {value if isinstance(value, str) else describe_config(value)}"
+
+
+# ------------------------------------------------------------------------------------ validation
+
+def resolve_model_path(name) -> str:
+    """The full path of ``name`` in the lpip_diff folders, or a ValueError that says what is accepted.
+
+    ComfyUI 0.3.75 does not check V3 combo values, so any string can arrive here: refuse paths
+    that climb out of the folder or are absolute, refuse pickles with lpip_core's message, and
+    accept only files the folder lists.
+    """
+    available = model_names()
+    listing = ", ".join(available) if available else "none (put .safetensors checkpoints in " \
+        f"{os.path.join(folder_paths.models_dir, FOLDER)})"
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"model_name must be the file name of a checkpoint; available: {listing}")
+    for flavour in (PurePosixPath, PureWindowsPath):
+        p = flavour(name)
+        if p.is_absolute() or p.anchor or ".." in p.parts:
+            raise ValueError(f"model_name {name!r} must be a file name inside the lpip_diff model folder "
+                             f"(no '..', no absolute path); available: {listing}")
+    if os.path.splitext(name)[1].lower() not in EXTENSIONS:
+        try:
+            read_config(name)  # lpip_core refuses by suffix before it opens anything
+        except CheckpointError as e:
+            raise ValueError(f"model_name: {e}; available: {listing}") from None
+    if name not in available:
+        raise ValueError(f"model_name {name!r} not found in the lpip_diff model folders "
+                         f"({', '.join(model_dirs())}); available: {listing}")
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        raise ValueError(f"model_name {name!r}: the file has gone; available: {listing}")
+    return path
+
+
+# ------------------------------------------------------------------------------------ the model object
+
+@dataclass
+class LPIPModelHandle:
+    """What flows along an LPIP_MODEL link: the network under ComfyUI's model management."""
+
+    patcher: comfy.model_patcher.ModelPatcher
+    config: ModelConfig
+    name: str
+    dtype: torch.dtype
+
+    def load(self, memory_required: int = 0) -> torch.nn.Module:
+        """Load the weights onto the device (freeing other models if needed); return the network.
+
+        force_full_load: the network is made of plain torch layers, which ComfyUI's partial
+        (low-VRAM) loading would silently leave on the CPU.
+        """
+        mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
+        return self.patcher.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+    def __repr__(self) -> str:
+        return f"LPIPModelHandle({self.name!r}, {describe_config(self.config)}, {self.dtype}, {self.device})"
+
+
+def pick_dtype(choice: str) -> torch.dtype:
+    """auto is float32, the precision the models are trained and tested in: they are small (a few
+    million weights), so half precision saves little memory; fp16/bf16 are there on request."""
+    if choice == "auto":
+        return torch.float32
+    if choice not in DTYPES:
+        raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {choice!r}")
+    return DTYPES[choice]
+
+
+def pick_device(choice: str) -> tuple[torch.device, torch.device]:
+    """(load device, offload device) for 'auto' (ComfyUI's device) or 'cpu'."""
+    if choice == "auto":
+        return mm.get_torch_device(), mm.unet_offload_device()
+    if choice == "cpu":
+        cpu = torch.device("cpu")
+        return cpu, cpu
+    raise ValueError(f"device must be auto or cpu, got {choice!r}")
+
+
+# ------------------------------------------------------------------------------------ the node
+
+class LoadLPIPModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        names = model_names()
+        about = "\n".join(f"  {describe_file(n)}" for n in names) or \
+            f"  none yet: put .safetensors checkpoints in {os.path.join(folder_paths.models_dir, FOLDER)}"
+        return io.Schema(
+            node_id="LoadLPIPModel",
+            display_name="Load LPIP-Diff Model",
+            category="LPIP-Diff",
+            description=(
+                "Loads an LPIP-Diff face restoration checkpoint (.safetensors) from models/lpip_diff "
+                "(or the pack's own models/ folder) under ComfyUI's model management: weights go to "
+                "the GPU when a sampler needs them and are offloaded when other models need the room.\n"
+                "Available checkpoints (scale, LQ -> HQ face size, training patch, from each file's metadata):\n"
+                + about),
+            inputs=[
+                io.Combo.Input("model_name", options=names,
+                               tooltip="Checkpoint file in models/lpip_diff (or the pack's models/). "
+                                       "Only .safetensors files are listed and loaded.\n" + about),
+                io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
+                               tooltip="Weight precision. auto: fp32, what the models are trained in (they are "
+                                       "small, so half precision saves little). fp16/bf16 halve the "
+                                       "weights' memory and can be faster on GPUs; fp16 may overflow."),
+                io.Combo.Input("device", options=["auto", "cpu"], default="auto",
+                               tooltip="auto: ComfyUI's device (the GPU unless ComfyUI runs with --cpu). "
+                                       "cpu: always run this model on the CPU."),
+            ],
+            outputs=[
+                LPIPModel.Output(display_name="model",
+                                 tooltip="The loaded model; connect it to an LPIP-Diff Patch-Fused Sampler."),
+                io.Int.Output(display_name="face_size",
+                              tooltip="The low-resolution face size the model was trained on (its HQ size / "
+                                      "scale, e.g. 16): connect it to Face Crop & Align's face_size."),
+            ],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name, dtype="auto", device="auto"):
+        """Reload when the file changes on disk, not only when the inputs change."""
+        path = folder_paths.get_full_path(FOLDER, model_name) if isinstance(model_name, str) else None
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        return (model_name, dtype, device, st.st_mtime_ns if st else None, st.st_size if st else None)
+
+    @classmethod
+    def execute(cls, model_name, dtype="auto", device="auto") -> io.NodeOutput:
+        path = resolve_model_path(model_name)
+        load_device, offload_device = pick_device(device)
+        torch_dtype = pick_dtype(dtype)
+        try:
+            net = load_model(path, device=offload_device, dtype=torch_dtype)
+        except CheckpointError as e:
+            raise ValueError(f"model_name: {e}") from None
+        patcher = comfy.model_patcher.ModelPatcher(net, load_device=load_device, offload_device=offload_device)
+        handle = LPIPModelHandle(patcher, net.config, model_name, torch_dtype)
+        info = f"{model_name}: {describe_config(net.config)}; {torch_dtype} on {load_device}"
+        log.info("LPIP-Diff: loaded %s", info)
+        return io.NodeOutput(handle, net.config.lq_size, ui=ui.PreviewText(info))

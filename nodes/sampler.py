@@ -1,0 +1,157 @@
+"""PatchFusedSampler: restore faces with lpip_core.restore, frame by frame, under ComfyUI's control."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+import comfy.model_management as mm
+import comfy.utils
+from comfy.cli_args import args as comfy_args
+from comfy_api.latest import io
+
+from ..lpip_core import SamplingCancelled, restore
+from ..lpip_core.files import to_pil
+from ..lpip_core.patches import FUSIONS
+from .convert import core_to_image, image_to_core
+from .device import output_device, output_dtype
+from .memory import run_halving_batch
+from .models import LPIPModelHandle
+from .types import LPIPModel
+
+log = logging.getLogger("LPIP-Diff")
+
+LOW_RES, UPSCALED = "low_resolution", "already_upscaled"
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) -> tuple[int | None, int | None]:
+    """Node-level checks of patch_size and stride against the model and the output image, so that
+    errors name the node's inputs. Returns (patch, stride) for restore (None = its default)."""
+    factor = config.unet.downsample_factor
+    for name, value in (("patch_size", patch_size), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0 (0 = automatic), got {value!r}")
+    if patch_size == 0:
+        patch, effective = None, config.patch
+    else:
+        side = min(out_h, out_w)
+        largest = side // factor * factor
+        accepted = (f"0 (the model's default, {config.patch} px) or a multiple of {factor} from {factor} to "
+                    f"{largest}" if largest >= factor else
+                    f"only 0 (the model's default, {config.patch} px; the image is padded to fit)")
+        if patch_size > side:
+            raise ValueError(f"patch_size {patch_size} is larger than the output image ({out_w}x{out_h} px); "
+                             f"accepted: {accepted}")
+        if patch_size % factor:
+            raise ValueError(f"patch_size {patch_size} is not a multiple of {factor} (this model's UNet "
+                             f"down-sampling); accepted: {accepted}")
+        patch, effective = patch_size, patch_size
+    if stride > effective:
+        raise ValueError(f"stride {stride} is larger than the patch ({effective} px); accepted: 0 (half the "
+                         f"patch, {max(1, effective // 2)} px) or 1 to {effective}")
+    return patch, (stride or None)
+
+
+def memory_estimate(config, patch: int, max_patch_batch: int, dtype: torch.dtype) -> int:
+    """A generous guess of the activation memory of one UNet call on ``max_patch_batch`` patches
+    (ComfyUI frees other models until this fits next to the weights)."""
+    unet = config.unet
+    width = unet.base_channels * max(unet.channel_mults)
+    element = torch.finfo(dtype).bits // 8
+    return int(max_patch_batch * patch * patch * width * element * 24)
+
+
+class PatchFusedSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LPIPPatchFusedSampler",
+            display_name="LPIP-Diff Patch-Fused Sampler",
+            category="LPIP-Diff",
+            description=(
+                "Restores low-quality faces with LPIP-Diff's patch-fused DDIM sampler (Algorithm 2 of the "
+                "paper): at every step the noisy image and the upsampled input are cut into overlapping "
+                "patches, the model predicts each patch's noise, and the estimates are fused where "
+                "patches overlap. Output: the input times the model's scale (e.g. 16 -> 64 px for an x4 "
+                "model), or the same size for an already upscaled input. A batch (video frames, or every "
+                "face of a Face Crop & Align) is restored image by image, image i with seed + i, so the "
+                "same seed gives the same result. Cancellable between UNet calls."),
+            inputs=[
+                LPIPModel.Input("model", tooltip="From Load LPIP-Diff Model."),
+                io.Image.Input("image", tooltip="Low-quality faces, ideally aligned crops of the model's face "
+                                                "size (Face Crop & Align with the model's face_size)."),
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                             tooltip="Seed of the starting noise; image i of a batch uses seed + i."),
+                io.Int.Input("steps", default=25, min=1, max=1000,
+                             tooltip="DDIM steps (of the model's 1000-step schedule). 25 is a good default; "
+                                     "more steps are slower and rarely better."),
+                io.Float.Input("eta", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="DDIM eta: 0 is the paper's deterministic update; up to 1 adds fresh "
+                                       "noise at every step (more varied texture)."),
+                io.Int.Input("patch_size", default=0, min=0, max=4096, step=1,
+                             tooltip="Side of the sampling patches in output pixels; 0 = the model's "
+                                     "training patch (e.g. 16 for x4, 32 for x8). Must be a multiple of the "
+                                     "UNet's down-sampling and fit in the output image."),
+                io.Int.Input("stride", default=0, min=0, max=4096, step=1,
+                             tooltip="Step between patches in output pixels; 0 = half the patch (the "
+                                     "paper). Smaller strides overlap more: smoother, slower."),
+                io.Combo.Input("fusion", options=list(FUSIONS), default="mean",
+                               tooltip="How overlapping noise estimates are combined: mean (the paper), "
+                                       "median (its ablation) or gaussian (centre-weighted mean)."),
+                io.Int.Input("max_patch_batch", default=64, min=1, max=4096,
+                             tooltip="Most patches per UNet call (memory). It does not change the result; "
+                                     "on out-of-memory it is halved automatically."),
+                io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
+                               tooltip="low_resolution: the image is upscaled by the model's scale (16 px in, "
+                                       "64 px out for x4). already_upscaled: the image is already at the "
+                                       "output size (e.g. from another upscaler); it is restored in place."),
+            ],
+            outputs=[io.Image.Output(display_name="image",
+                                     tooltip="The restored faces, one per input image.")],
+        )
+
+    @classmethod
+    def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
+                input_is=LOW_RES) -> io.NodeOutput:
+        if not isinstance(model, LPIPModelHandle):
+            raise ValueError(f"model must come from a Load LPIP-Diff Model node, got {type(model).__name__}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
+        if input_is not in (LOW_RES, UPSCALED):
+            raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
+        config = model.config
+        x = image_to_core(image)
+        frames, _, h, w = x.shape
+        upsampled = input_is == UPSCALED
+        out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
+        patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
+
+        if not upsampled and min(h, w) > 4 * config.lq_size:
+            log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
+                        "mean to connect Face Crop & Align's faces?", w, h, model.name, config.lq_size, config.scale)
+        net = model.load(memory_estimate(config, patch or config.patch, max_patch_batch, model.dtype))
+        total = frames * steps
+        pbar = comfy.utils.ProgressBar(total)
+        preview_px = getattr(comfy_args, "preview_size", 512)
+        out_device = output_device()
+        results, batch = [], max_patch_batch
+        for i in range(frames):
+            def on_step(step, _n, x0, i=i):  # progress + preview; also a cancel point
+                size = min(preview_px, max(x0.shape[-2:]))  # ComfyUI would enlarge small previews
+                pbar.update_absolute(i * steps + step, total, ("JPEG", to_pil(x0[:1]), size))
+
+            def run(chunk, i=i):
+                try:
+                    return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
+                                   fusion=fusion, max_batch=chunk, seed=seed + i, callback=on_step,
+                                   cancel=mm.processing_interrupted, upsampled=upsampled)
+                except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
+                    mm.throw_exception_if_processing_interrupted()
+                    raise mm.InterruptProcessingException() from None
+
+            result, batch = run_halving_batch(run, batch, oom_type=mm.OOM_EXCEPTION,
+                                              empty_cache=mm.soft_empty_cache,
+                                              never_catch=(mm.InterruptProcessingException,))
+            results.append(result.to(out_device))
+        return io.NodeOutput(core_to_image(torch.cat(results), out_device, output_dtype()))

@@ -1,0 +1,547 @@
+"""The pack's five nodes in a real ComfyUI 0.3.75 server (one per session, see conftest.py).
+
+Every run uses a tiny untrained checkpoint written by the tests (never the shipped models), a
+few sampling steps and small images: the point is the plumbing (inputs, outputs, sizes, errors,
+progress, interruption), not the restoration quality.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tools.comfyui import (PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets,
+                           ui_to_api)
+
+NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace", "LPIPFaceCropAlign", "LPIPFacePasteBack"]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def load_model(name: str, dtype: str = "auto", device: str = "auto") -> dict:
+    return {"class_type": "LoadLPIPModel", "inputs": {"model_name": name, "dtype": dtype, "device": device}}
+
+
+def sampler(model, image, **overrides) -> dict:
+    inputs = {"model": model, "image": image, "seed": 0, "steps": 2, "eta": 0.0, "patch_size": 0, "stride": 0,
+              "fusion": "mean", "max_patch_batch": 64, "input_is": "low_resolution"}
+    return {"class_type": "LPIPPatchFusedSampler", "inputs": {**inputs, **overrides}}
+
+
+def save(images, prefix: str) -> dict:
+    return {"class_type": "SaveImage", "inputs": {"images": images, "filename_prefix": prefix}}
+
+
+def read_images(server, entry: dict, node_id: str | None = None) -> list[np.ndarray]:
+    """The images an output node saved, as uint8 RGB arrays [H, W, 3], in order."""
+    out = []
+    for path in server.output_images(entry, node_id):
+        with Image.open(path) as im:
+            out.append(np.asarray(im.convert("RGB")))
+    return out
+
+
+def face_boxes(rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
+    from lpip_core.faces import detect_faces
+
+    x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)
+    return [d.box for d in detect_faces(x, upsample=upsample)]
+
+
+# ------------------------------------------------------------------------------------------ discovery
+
+def test_pack_imports_fast_and_lists_five_nodes(comfy_server):
+    log = comfy_server.log_path.read_text(errors="replace")
+    times = re.findall(r"^\s*([\d.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", log, re.M)
+    ours = [float(t) for t, path in times if path.strip().endswith(PACK_NAME)]
+    assert ours and ours[0] < 1.0, f"pack import time {ours}: {log[-2000:]}"
+    assert comfy_server.custom_node_status()[PACK_NAME] is True
+    info = comfy_server.object_info()
+    for node_id in NODE_IDS:
+        assert node_id in info, node_id
+        assert info[node_id]["python_module"] == f"custom_nodes.{PACK_NAME}"
+        assert info[node_id]["category"] == "LPIP-Diff"
+
+
+def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint):
+    info = comfy_server.object_info()
+    for node_id in NODE_IDS:
+        node = info[node_id]
+        assert node["display_name"] and len(node["description"]) > 80, node_id
+        for name, spec in {**node["input"]["required"], **node["input"].get("optional", {})}.items():
+            assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert node["output_tooltips"] and all(node["output_tooltips"]), node_id
+
+    def inputs(node_id):
+        return info[node_id]["input"]["required"]
+
+    loader = inputs("LoadLPIPModel")
+    assert tiny_checkpoint in loader["model_name"][1]["options"]
+    assert loader["dtype"][1]["options"] == ["auto", "fp32", "fp16", "bf16"] and loader["dtype"][1]["default"] == "auto"
+    assert loader["device"][1]["options"] == ["auto", "cpu"]
+    assert info["LoadLPIPModel"]["output"] == ["LPIP_MODEL", "INT"]
+    # the description shows each checkpoint's metadata: scale, LQ -> HQ face size, training patch
+    assert f"{tiny_checkpoint}: x4, 16 -> 64 px faces, training patch 16" in info["LoadLPIPModel"]["description"]
+
+    s = inputs("LPIPPatchFusedSampler")
+    assert list(s) == ["model", "image", "seed", "steps", "eta", "patch_size", "stride", "fusion",
+                       "max_patch_batch", "input_is"]
+    assert s["model"][0] == "LPIP_MODEL" and s["image"][0] == "IMAGE"
+    assert (s["steps"][1]["default"], s["steps"][1]["min"], s["steps"][1]["max"]) == (25, 1, 1000)
+    assert s["eta"][1]["default"] == 0.0 and s["patch_size"][1]["default"] == 0 and s["stride"][1]["default"] == 0
+    assert s["fusion"][1]["options"] == ["mean", "median", "gaussian"] and s["fusion"][1]["default"] == "mean"
+    assert s["max_patch_batch"][1]["default"] == 64
+    assert s["input_is"][1]["options"] == ["low_resolution", "already_upscaled"]
+    assert s["seed"][1]["control_after_generate"] is True
+
+    d = inputs("LPIPDegradeFace")
+    assert list(d) == ["image", "mode", "seed", "blur_sigma", "downscale", "noise_sigma", "jpeg_quality"]
+    assert d["mode"][1]["options"] == ["random", "manual"]
+    assert info["LPIPDegradeFace"]["output_name"] == ["lq", "lq_upscaled"]
+
+    c = inputs("LPIPFaceCropAlign")
+    assert list(c) == ["image", "face_size", "select", "index", "padding", "upsample", "if_no_face"]
+    assert c["select"][1]["options"] == ["largest", "all", "index"]
+    assert c["if_no_face"][1]["options"] == ["error", "pass_through"]
+    assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT"]
+
+    p = inputs("LPIPFacePasteBack")
+    assert list(p) == ["image", "faces", "face_align", "feather", "color_match"]
+    assert p["face_align"][0] == "FACE_ALIGN" and p["color_match"][1]["options"] == ["none", "mean_std"]
+
+
+def test_model_folder_lists_safetensors_only_and_new_files(comfy_server, tiny_checkpoint):
+    folder = comfy_server.models_dir / "lpip_diff"
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    (folder / f"{name}.ckpt").write_bytes(b"\x80\x04not a real pickle")
+    (folder / f"{name}.safetensors").write_bytes((folder / tiny_checkpoint).read_bytes())
+    listed = comfy_server._get("/models/lpip_diff").json()
+    assert f"{name}.safetensors" in listed and f"{name}.ckpt" not in listed
+    options = comfy_server.object_info("LoadLPIPModel")["LoadLPIPModel"]["input"]["required"]["model_name"][1]
+    assert f"{name}.safetensors" in options["options"]
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+def test_restore_batch_per_frame_seeds_and_sizes(comfy_server, tiny_checkpoint, lq_faces):
+    """A batch is restored frame by frame with seed + i: frame 1 of a batch at seed 5 equals the
+    same image alone at seed 6, and the output is the input times the model's scale."""
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
+              "3": {"class_type": "LoadImage", "inputs": {"image": lq_faces["b"]}},
+              "4": {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["3", 0]}},
+              "5": sampler(["1", 0], ["4", 0], seed=5, steps=3),
+              "6": save(["5", 0], "sampler/frames"),
+              "7": sampler(["1", 0], ["3", 0], seed=6, steps=3),
+              "8": save(["7", 0], "sampler/single"),
+              "9": sampler(["1", 0], ["4", 0], seed=5, steps=3, max_patch_batch=5),
+              "10": save(["9", 0], "sampler/chunked")}
+    entry = comfy_server.run(prompt, timeout=120)
+    frames = read_images(comfy_server, entry, "6")
+    single = read_images(comfy_server, entry, "8")
+    chunked = read_images(comfy_server, entry, "10")
+    assert [f.shape for f in frames] == [(64, 64, 3), (64, 64, 3)]
+    assert np.array_equal(frames[1], single[0])  # frame i uses seed + i
+    assert not np.array_equal(frames[0], frames[1])
+    # the patch batch bounds memory, it does not change the result (beyond float rounding)
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(frames, chunked)) <= 1
+
+
+def test_already_upscaled_input_keeps_its_size(comfy_server, tiny_checkpoint):
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 40, "batch_size": 1,
+                                                          "color": 0x807060}},
+              "3": sampler(["1", 0], ["2", 0], steps=2, input_is="already_upscaled", patch_size=16, stride=16),
+              "4": save(["3", 0], "sampler/upscaled")}
+    out = read_images(comfy_server, comfy_server.run(prompt, timeout=60))
+    assert out[0].shape == (40, 48, 3)
+
+
+def test_progress_and_preview_for_every_step(comfy_server, comfy_ws, tiny_checkpoint):
+    steps, frames = 4, 2
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": frames,
+                                                          "color": 0x405060}},
+              "3": sampler(["1", 0], ["2", 0], steps=steps, seed=int(time.time()) % 1000),
+              "4": save(["3", 0], "sampler/progress")}
+    pid = comfy_server.queue(prompt, client_id=comfy_ws.client_id)
+    comfy_server.wait(pid, timeout=60)
+    comfy_ws.wait_for(lambda m: m["type"] == "executing" and m["data"]["node"] is None
+                      and m["data"].get("prompt_id") == pid, timeout=10)
+    progress = [m["data"] for m in comfy_ws.of_type("progress", pid) if m["data"]["node"] == "3"]
+    assert [(p["value"], p["max"]) for p in progress] == [(i, steps * frames) for i in range(1, steps * frames + 1)]
+    # one preview frame per step, between the sampler's first and last progress messages
+    msgs = comfy_ws.messages
+    first = next(i for i, m in enumerate(msgs) if m["type"] == "progress" and m["data"].get("prompt_id") == pid)
+    done = next(i for i, m in enumerate(msgs) if m["type"] == "executed" and m["data"].get("prompt_id") == pid)
+    previews = [m for m in msgs[first:done] if m["type"] == "preview"]
+    assert len(previews) == steps * frames
+    assert all(p["format"] == "JPEG" and p["image"][:2] == b"\xff\xd8" for p in previews)
+    with Image.open(io.BytesIO(previews[-1]["image"])) as im:
+        assert im.size == (64, 64)
+
+
+@pytest.mark.timeout(180)
+def test_interrupt_stops_sampling_within_two_seconds(comfy_server, comfy_ws, tiny_checkpoint):
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 48, "batch_size": 1,
+                                                          "color": 0x102030}},
+              "3": sampler(["1", 0], ["2", 0], steps=1000, seed=int(time.time()) % 1000),
+              "4": save(["3", 0], "sampler/interrupted")}
+    pid = comfy_server.queue(prompt, client_id=comfy_ws.client_id)
+    comfy_ws.wait_for(lambda m: m["type"] == "progress" and m["data"].get("prompt_id") == pid
+                      and m["data"]["node"] == "3" and m["data"]["value"] >= 2, timeout=60)
+    t0 = time.monotonic()
+    comfy_server.interrupt(pid)
+    comfy_ws.wait_for(lambda m: m["type"] == "execution_interrupted" and m["data"]["prompt_id"] == pid, timeout=10)
+    stopped_after = time.monotonic() - t0
+    assert stopped_after < 2.0, stopped_after
+    with pytest.raises(Interrupted) as ei:
+        comfy_server.wait(pid, timeout=10)
+    assert ei.value.node_id == "3"
+    last = max(m["data"]["value"] for m in comfy_ws.of_type("progress", pid) if m["data"]["node"] == "3")
+    assert last < 1000
+    # the next prompt runs normally
+    prompt["3"] = sampler(["1", 0], ["2", 0], steps=2, seed=1)
+    prompt["4"] = save(["3", 0], "sampler/after-interrupt")
+    out = read_images(comfy_server, comfy_server.run(prompt, timeout=60))
+    assert out[0].shape == (192, 192, 3)
+
+
+# ------------------------------------------------------------------------------------------ faces
+
+def test_degrade_face_sizes_and_modes(comfy_server, face_photos):
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["aligned"]}},
+              "2": {"class_type": "LPIPDegradeFace", "inputs": {
+                  "image": ["1", 0], "mode": "manual", "seed": 3, "blur_sigma": 1.5, "downscale": 4.0,
+                  "noise_sigma": 5.0, "jpeg_quality": 70}},
+              "3": save(["2", 0], "degrade/lq"), "4": save(["2", 1], "degrade/lq_up"),
+              "5": {"class_type": "LPIPDegradeFace", "inputs": {
+                  "image": ["1", 0], "mode": "random", "seed": 3, "blur_sigma": 0.0, "downscale": 8.0,
+                  "noise_sigma": 0.0, "jpeg_quality": 0}},
+              "6": save(["5", 0], "degrade/random")}
+    entry = comfy_server.run(prompt, timeout=60)
+    lq, up, rnd = (read_images(comfy_server, entry, n)[0] for n in ("3", "4", "6"))
+    assert lq.shape == (32, 32, 3) and up.shape == (128, 128, 3) and rnd.shape == (16, 16, 3)
+    clean = np.asarray(Image.open(REPO_ROOT / "tests/fixtures/hopper_aligned_128.png").convert("RGB")).astype(int)
+    err = np.abs(up.astype(int) - clean).mean()
+    assert 2 < err < 40  # degraded, but still the same face
+
+
+def test_crop_restore_paste_changes_only_the_faces(comfy_server, tiny_checkpoint, face_photos):
+    """The chain of example workflow (a) on a two-person photo, select = all: two faces, each face
+    region changed by the paste, pixels far from the faces unchanged (to 8-bit rounding)."""
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
+              "2": load_model(tiny_checkpoint),
+              "3": {"class_type": "LPIPFaceCropAlign", "inputs": {
+                  "image": ["1", 0], "face_size": ["2", 1], "select": "all", "index": 0, "padding": 0.0,
+                  "upsample": 1, "if_no_face": "error"}},
+              "4": sampler(["2", 0], ["3", 0], steps=2),
+              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
+                  "image": ["1", 0], "faces": ["4", 0], "face_align": ["3", 1], "feather": 0.1,
+                  "color_match": "none"}},
+              "6": save(["5", 0], "faces/pasted"), "7": save(["3", 0], "faces/crops"),
+              "8": save(["4", 0], "faces/restored"), "9": save(["1", 0], "faces/original")}
+    entry = comfy_server.run(prompt, timeout=120)
+    pasted, = read_images(comfy_server, entry, "6")
+    crops = read_images(comfy_server, entry, "7")
+    restored = read_images(comfy_server, entry, "8")
+    original, = read_images(comfy_server, entry, "9")
+    assert len(crops) == 2 and {c.shape for c in crops} == {(16, 16, 3)}
+    assert {r.shape for r in restored} == {(64, 64, 3)}
+    assert pasted.shape == original.shape
+    diff = np.abs(pasted.astype(int) - original.astype(int)).max(axis=-1)
+    boxes = face_boxes(original)
+    assert len(boxes) == 2
+    far = np.ones(diff.shape, bool)
+    h, w = diff.shape
+    yy, xx = np.mgrid[:h, :w]
+    for x0, y0, x1, y1 in boxes:
+        inner = diff[int(y0 + 0.3 * (y1 - y0)):int(y1 - 0.2 * (y1 - y0)), int(x0 + 0.2 * (x1 - x0)):int(x1 - 0.2 * (x1 - x0))]
+        assert inner.mean() > 10, "the pasted (restored) face must change the face region"
+        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0
+        far &= (np.abs(xx - cx) > 1.3 * side) | (np.abs(yy - cy) > 1.3 * side)
+    assert far.mean() > 0.3 and diff[far].max() <= 1
+
+
+def test_several_faces_per_image_and_per_batch(comfy_server, tiny_checkpoint, face_photos):
+    """A batch of two photos with two faces each: four crops, each pasted back into its own frame."""
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
+              "2": {"class_type": "ImageFlip", "inputs": {"image": ["1", 0], "flip_method": "y-axis: horizontally"}},
+              "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+              "4": load_model(tiny_checkpoint),
+              "5": {"class_type": "LPIPFaceCropAlign", "inputs": {
+                  "image": ["3", 0], "face_size": 16, "select": "all", "index": 0, "padding": 0.0,
+                  "upsample": 1, "if_no_face": "error"}},
+              "6": sampler(["4", 0], ["5", 0], steps=1),
+              "7": {"class_type": "LPIPFacePasteBack", "inputs": {
+                  "image": ["3", 0], "faces": ["6", 0], "face_align": ["5", 1], "feather": 0.1,
+                  "color_match": "mean_std"}},
+              "8": save(["7", 0], "faces/batch"), "9": save(["3", 0], "faces/batch-original"),
+              "10": save(["5", 0], "faces/batch-crops")}
+    entry = comfy_server.run(prompt, timeout=120)
+    pasted, originals, crops = (read_images(comfy_server, entry, n) for n in ("8", "9", "10"))
+    assert len(crops) == 4 and len(pasted) == len(originals) == 2
+    for out, orig in zip(pasted, originals):
+        diff = np.abs(out.astype(int) - orig.astype(int)).max(axis=-1)
+        for x0, y0, x1, y1 in face_boxes(orig):  # both faces of each frame were replaced
+            cx, cy, r = int((x0 + x1) / 2), int((y0 + y1) / 2), int(0.15 * (x1 - x0))
+            assert diff[cy - r:cy + r, cx - r:cx + r].mean() > 5
+
+
+def test_paste_back_has_no_seam_on_a_flat_region(comfy_server, face_photos):
+    """Paste a flat 64 px 'face' into a flat canvas with the alignment of a real face: the
+    feathered edge must ramp smoothly (no step bigger than a few 8-bit levels)."""
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["portrait"]}},
+              "2": {"class_type": "LPIPFaceCropAlign", "inputs": {
+                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
+                  "upsample": 1, "if_no_face": "error"}},
+              "3": {"class_type": "EmptyImage", "inputs": {"width": 320, "height": 320, "batch_size": 1,
+                                                          "color": 0x808080}},
+              "4": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1,
+                                                          "color": 0x909090}},
+              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
+                  "image": ["3", 0], "faces": ["4", 0], "face_align": ["2", 1], "feather": 0.1,
+                  "color_match": "none"}},
+              "6": save(["5", 0], "faces/seam")}
+    out, = read_images(comfy_server, comfy_server.run(prompt, timeout=60))
+    g = out[..., 0].astype(int)
+    assert g.max() == 0x90 and g.min() == 0x80  # the face went in at full strength, the rest as it was
+    step = max(np.abs(np.diff(g, axis=0)).max(), np.abs(np.diff(g, axis=1)).max())
+    assert step <= 2, f"a visible seam: a step of {step} levels"
+
+
+def test_no_face_pass_through(comfy_server, tiny_checkpoint):
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 120, "height": 90, "batch_size": 1,
+                                                          "color": 0x336699}},
+              "2": load_model(tiny_checkpoint),
+              "3": {"class_type": "LPIPFaceCropAlign", "inputs": {
+                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
+                  "upsample": 0, "if_no_face": "pass_through"}},
+              "4": sampler(["2", 0], ["3", 0], steps=1),
+              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
+                  "image": ["1", 0], "faces": ["4", 0], "face_align": ["3", 1], "feather": 0.1,
+                  "color_match": "none"}},
+              "6": save(["5", 0], "faces/pass-through"), "7": save(["3", 0], "faces/thumb")}
+    entry = comfy_server.run(prompt, timeout=60)
+    out, = read_images(comfy_server, entry, "6")
+    thumb, = read_images(comfy_server, entry, "7")
+    assert out.shape == (90, 120, 3) and (out == (0x33, 0x66, 0x99)).all()
+    assert thumb.shape == (16, 16, 3)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+def _expect_error(server, prompt, *needles, node=None):
+    pid = server.queue(prompt)
+    with pytest.raises(ExecutionFailed) as ei:
+        server.wait(pid, timeout=60)
+    err = ei.value
+    assert not isinstance(err, Interrupted)
+    assert err.exception_type == "ValueError", (err.exception_type, err.message)
+    for needle in needles:
+        assert needle in err.message, f"{needle!r} not in {err.message!r}"
+    assert "Traceback" not in err.message
+    if node is not None:
+        assert err.node_id == node
+    assert server.alive()
+    return err
+
+
+def test_bad_model_names_are_clear_execution_errors(comfy_server, tiny_checkpoint):
+    folder = comfy_server.models_dir / "lpip_diff"
+    (folder / "pickled.ckpt").write_bytes(b"\x80\x04\x95not really a pickle")
+    (folder / "corrupt.safetensors").write_bytes(b"PK\x03\x04 a zip, not safetensors" * 4)
+
+    def prompt(name):
+        return {"1": load_model(name),
+                "2": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+                "3": sampler(["1", 0], ["2", 0], steps=1), "4": save(["3", 0], "errors/never")}
+
+    err = _expect_error(comfy_server, prompt("missing.safetensors"), "missing.safetensors", "not found",
+                        tiny_checkpoint, node="1")
+    assert "available" in err.message
+    _expect_error(comfy_server, prompt(f"../{tiny_checkpoint}"), "'..'", node="1")
+    _expect_error(comfy_server, prompt("/etc/passwd.safetensors"), "absolute path", node="1")
+    _expect_error(comfy_server, prompt("pickled.ckpt"), "pickles", ".safetensors", node="1")
+    _expect_error(comfy_server, prompt("corrupt.safetensors"), "corrupt.safetensors", "not a safetensors", node="1")
+
+
+def test_patch_larger_than_the_image_is_a_clear_error(comfy_server, tiny_checkpoint):
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 12, "batch_size": 1, "color": 0}},
+              "3": sampler(["1", 0], ["2", 0], steps=1, patch_size=128),
+              "4": save(["3", 0], "errors/never")}
+    _expect_error(comfy_server, prompt, "patch_size 128", "larger than the output image (64x48 px)",
+                  "multiple of 2 from 2 to 48", node="3")
+    prompt["3"] = sampler(["1", 0], ["2", 0], steps=1, patch_size=16, stride=17)
+    _expect_error(comfy_server, prompt, "stride 17", node="3")
+    prompt["3"] = sampler(["1", 0], ["2", 0], steps=1, fusion="mode")
+    _expect_error(comfy_server, prompt, "fusion", "mean, median, gaussian", node="3")
+
+
+def test_photo_without_a_face_is_a_clear_error(comfy_server):
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 200, "height": 150, "batch_size": 1,
+                                                          "color": 0x777777}},
+              "2": {"class_type": "LPIPFaceCropAlign", "inputs": {
+                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
+                  "upsample": 0, "if_no_face": "error"}},
+              "3": save(["2", 0], "errors/never")}
+    _expect_error(comfy_server, prompt, "no face found", "200x150", "pass_through", node="2")
+
+
+def test_ten_queued_prompts_good_and_bad_all_finish(comfy_server, tiny_checkpoint):
+    def good(i):
+        return {"1": load_model(tiny_checkpoint),
+                "2": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8 + 4 * (i % 3),
+                                                            "batch_size": 1, "color": 0x010203 * (i + 1)}},
+                "3": sampler(["1", 0], ["2", 0], steps=2, seed=100 + i),
+                "4": save(["3", 0], f"queue/good{i}")}
+
+    bad = {
+        1: lambda p: p["1"]["inputs"].update(model_name="nope.safetensors"),
+        4: lambda p: p["3"]["inputs"].update(patch_size=512),
+        6: lambda p: p.update({"5": {"class_type": "LPIPFaceCropAlign", "inputs": {
+            "image": ["2", 0], "face_size": 16, "select": "all", "index": 0, "padding": 0.0, "upsample": 0,
+            "if_no_face": "error"}}, "4": save(["5", 0], "queue/noface")}),
+        8: lambda p: p["1"]["inputs"].update(model_name="../../secrets.safetensors"),
+    }
+    pids = {}
+    for i in range(10):
+        p = good(i)
+        if i in bad:
+            bad[i](p)
+        if i == 9:  # rejected before it runs (steps below the minimum): HTTP 400
+            p["3"]["inputs"]["steps"] = 0
+            with pytest.raises(PromptRejected):
+                comfy_server.queue(p)
+            continue
+        pids[i] = comfy_server.queue(p)
+    for i, pid in pids.items():
+        entry = comfy_server.wait(pid, timeout=180, raise_on_error=False)
+        status = entry["status"]["status_str"]
+        if i in bad:
+            assert status == "error", i
+            errors = [d for e, d in entry["status"]["messages"] if e == "execution_error"]
+            assert errors and errors[0]["exception_type"] == "ValueError", errors
+        else:
+            assert status == "success", (i, entry["status"])
+            out, = read_images(comfy_server, entry)
+            h = 8 + 4 * (i % 3)
+            assert out.shape == (4 * h, 64, 3), (i, out.shape)
+    assert comfy_server.alive()
+
+
+# ------------------------------------------------------------------------------------------ example workflows
+
+WORKFLOWS = REPO_ROOT / "example_workflows"
+EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+def test_example_workflows_are_listed_as_templates(comfy_server):
+    assert EXAMPLES == ["degrade_and_restore", "restore_faces_in_photo"]
+    templates = comfy_server._get("/workflow_templates").json()
+    assert sorted(templates[PACK_NAME]) == EXAMPLES
+    for name in EXAMPLES:  # the frontend fetches the file and its thumbnail from here
+        for suffix in (".json", ".jpg"):
+            r = comfy_server.session.get(f"{comfy_server.url}/api/workflow_templates/{PACK_NAME}/{name}{suffix}")
+            assert r.status_code == 200, (name, suffix)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_workflow_ui_and_api_copies_are_in_sync(comfy_server, name):
+    """example_workflows/NAME.json (UI format, what the template browser opens) must convert to
+    exactly example_workflows/api/NAME.json (what the tests and `make demo` run). After editing a
+    UI workflow: python -m tools.comfyui convert example_workflows/NAME.json --out example_workflows/api/NAME.json"""
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    assert ui_to_api(ui, comfy_server.object_info()) == api
+    for node in ui["nodes"]:  # nodes of this pack carry its registry id, for ComfyUI-Manager
+        if node["type"] in NODE_IDS:
+            assert node["properties"]["cnr_id"] == "comfyui-lpip-diff"
+
+
+def _example(name: str, *sets: str, extra: dict | None = None) -> dict:
+    prompt = apply_sets(json.loads((WORKFLOWS / "api" / f"{name}.json").read_text()), sets)
+    prompt.update(extra or {})
+    return prompt
+
+
+@pytest.mark.timeout(300)
+def test_example_a_restores_the_faces_in_a_photo(comfy_server, tiny_checkpoint, face_photos):
+    prompt = _example("restore_faces_in_photo", f"LoadImage.image={face_photos['solvay']}",
+                      f"LoadLPIPModel.model_name={tiny_checkpoint}", "LPIPPatchFusedSampler.steps=2",
+                      extra={"99": save(["2", 0], "example_a/reference")})
+    entry = comfy_server.run(prompt, timeout=240)
+    photo, = read_images(comfy_server, entry, "7")
+    faces = read_images(comfy_server, entry, "8")
+    reference, = read_images(comfy_server, entry, "99")
+    with Image.open(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg") as im:
+        w, h = im.size
+    assert photo.shape == reference.shape == (2 * h, 2 * w, 3)  # the photo, upscaled x2
+    assert len(faces) == 12 and {f.shape for f in faces} == {(64, 64, 3)}  # all 12 faces, 16 -> 64 px
+    diff = np.abs(photo.astype(int) - reference.astype(int)).max(axis=-1)
+    boxes = face_boxes(reference, upsample=2)  # as the workflow's Face Crop & Align does
+    assert len(boxes) == 12
+    yy, xx = np.mgrid[:diff.shape[0], :diff.shape[1]]
+    far = np.ones(diff.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0
+        inner = diff[int(cy - 0.2 * side):int(cy + 0.2 * side), int(cx - 0.2 * side):int(cx + 0.2 * side)]
+        assert inner.mean() > 5
+        far &= (np.abs(xx - cx) > 1.3 * side) | (np.abs(yy - cy) > 1.3 * side)
+    assert far.mean() > 0.2 and diff[far].max() == 0  # untouched pixels stay bit-for-bit
+
+
+@pytest.mark.timeout(300)
+def test_example_b_degrades_restores_and_saves_side_by_side(comfy_server, tiny_checkpoint, face_photos):
+    prompt = _example("degrade_and_restore", f"LoadImage.image={face_photos['hopper']}",
+                      f"LoadLPIPModel.model_name={tiny_checkpoint}", "LPIPPatchFusedSampler.steps=2",
+                      extra={"98": save(["3", 0], "example_b/clean"), "99": save(["4", 1], "example_b/lq_up")})
+    entry = comfy_server.run(prompt, timeout=240)
+    strip, = read_images(comfy_server, entry, "8")
+    clean, = read_images(comfy_server, entry, "98")
+    lq_up, = read_images(comfy_server, entry, "99")
+    assert clean.shape == lq_up.shape == (64, 64, 3)
+    assert strip.shape == (64, 64 * 3 + 2 * 2, 3)  # degraded | restored | original, 2 px apart
+    assert np.abs(strip[:, :64].astype(int) - lq_up).max() <= 2
+    assert np.abs(strip[:, -64:].astype(int) - clean).max() <= 2
+    assert np.abs(lq_up.astype(int) - clean).mean() > 2  # it was degraded
+
+
+@pytest.mark.timeout(600)
+def test_demo_command_runs_example_a_headless(comfy_dir, tmp_path):
+    """`make demo`'s command line (tools.comfyui run on the API copy of example (a) with the bundled
+    photo), with a tiny model from a folder named in an extra_model_paths.yaml instead of the
+    shipped x4 model, and one sampling step."""
+    import lpip_core
+
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    config = lpip_core.ModelConfig(unet=lpip_core.PRESETS["tiny"], scale=4, hq_size=64, patch=16, stride=8)
+    lpip_core.save_model(lpip_core.LPIPModel(config), models / "tiny_demo.safetensors")
+    (tmp_path / "extra.yaml").write_text(f"test:\n  lpip_diff: {models}\n")
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.comfyui", "run", "example_workflows/api/restore_faces_in_photo.json",
+         "--out", str(out), "--comfy-dir", str(comfy_dir),
+         "--set", "LoadImage.image=@examples/photos/solvay_1927.jpg",
+         "--set", "LoadLPIPModel.model_name=tiny_demo.safetensors", "--set", "LPIPPatchFusedSampler.steps=1",
+         "--extra-model-paths", str(tmp_path / "extra.yaml")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    paths = sorted(Path(p).name for p in proc.stdout.split())
+    assert paths == [f"restored_faces_{i:05d}_.png" for i in range(1, 13)] + ["restored_photo_00001_.png"]
+    with Image.open(out / "restored_photo_00001_.png") as im:
+        assert im.size == (960, 480)
