@@ -105,7 +105,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
              scale: int | None = None, holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
-             min_face_size: int | None = None, align: bool = False, max_batch: int = 64,
+             min_face_size: int | None = None, align: bool = False, max_batch: int | None = None,
              device: str | torch.device = "cpu", progress: bool = True, command: str | None = None) -> dict:
     """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) and
     write the tables, per-face CSV, results JSON and comparison grid to `out_dir`. Returns the
@@ -120,7 +120,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     _check_int("steps", steps, 1, 1000)
     _check_int("seed", seed, 0)
     _check_int("grid_faces", grid_faces, 0, 64)
-    _check_int("max_batch", max_batch, 1)
+    if max_batch is not None:
+        _check_int("max_batch", max_batch, 1)
     if faces_limit is not None:
         _check_int("faces_limit", faces_limit, 1)
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)

@@ -4,6 +4,7 @@ from torch import nn
 
 import lpip_core
 from lpip_core import SamplingCancelled, restore
+from lpip_core.restoration import auto_max_batch
 from lpip_core.patches import patch_grid
 from lpip_core.sampler import FusedEps, sample_ddim
 from lpip_core.schedule import NoiseSchedule
@@ -139,3 +140,9 @@ def test_model_without_config_needs_scale_and_patch():
 def test_restore_is_exported_with_its_documented_defaults():
     assert lpip_core.DEFAULT_STEPS == 25
     assert lpip_core.restore is restore
+
+
+def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
+    cpu = torch.device("cpu")
+    assert [auto_max_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
+    assert auto_max_batch(torch.device("meta"), (32, 32)) == 64
