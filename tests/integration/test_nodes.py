@@ -38,6 +38,17 @@ def sampler(model, image, **overrides) -> dict:
     return {"class_type": "LPIPPatchFusedSampler", "inputs": {**inputs, **overrides}}
 
 
+def crop_align(image, **overrides) -> dict:
+    inputs = {"image": image, "face_size": 16, "select": "largest", "index": 0, "padding": 0.0, "upsample": 0,
+              "if_no_face": "error"}
+    return {"class_type": "LPIPFaceCropAlign", "inputs": {**inputs, **overrides}}
+
+
+def paste_back(image, faces, face_align, color_match: str = "none") -> dict:
+    return {"class_type": "LPIPFacePasteBack", "inputs": {
+        "image": image, "faces": faces, "face_align": face_align, "feather": 0.1, "color_match": color_match}}
+
+
 def save(images, prefix: str) -> dict:
     return {"class_type": "SaveImage", "inputs": {"images": images, "filename_prefix": prefix}}
 
@@ -243,13 +254,9 @@ def test_crop_restore_paste_changes_only_the_faces(comfy_server, tiny_checkpoint
     region changed by the paste, pixels far from the faces unchanged (to 8-bit rounding)."""
     prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
               "2": load_model(tiny_checkpoint),
-              "3": {"class_type": "LPIPFaceCropAlign", "inputs": {
-                  "image": ["1", 0], "face_size": ["2", 1], "select": "all", "index": 0, "padding": 0.0,
-                  "upsample": 1, "if_no_face": "error"}},
+              "3": crop_align(["1", 0], face_size=["2", 1], select="all", upsample=1),
               "4": sampler(["2", 0], ["3", 0], steps=2),
-              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
-                  "image": ["1", 0], "faces": ["4", 0], "face_align": ["3", 1], "feather": 0.1,
-                  "color_match": "none"}},
+              "5": paste_back(["1", 0], ["4", 0], ["3", 1]),
               "6": save(["5", 0], "faces/pasted"), "7": save(["3", 0], "faces/crops"),
               "8": save(["4", 0], "faces/restored"), "9": save(["1", 0], "faces/original")}
     entry = comfy_server.run(prompt, timeout=120)
@@ -280,13 +287,9 @@ def test_several_faces_per_image_and_per_batch(comfy_server, tiny_checkpoint, fa
               "2": {"class_type": "ImageFlip", "inputs": {"image": ["1", 0], "flip_method": "y-axis: horizontally"}},
               "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
               "4": load_model(tiny_checkpoint),
-              "5": {"class_type": "LPIPFaceCropAlign", "inputs": {
-                  "image": ["3", 0], "face_size": 16, "select": "all", "index": 0, "padding": 0.0,
-                  "upsample": 1, "if_no_face": "error"}},
+              "5": crop_align(["3", 0], select="all", upsample=1),
               "6": sampler(["4", 0], ["5", 0], steps=1),
-              "7": {"class_type": "LPIPFacePasteBack", "inputs": {
-                  "image": ["3", 0], "faces": ["6", 0], "face_align": ["5", 1], "feather": 0.1,
-                  "color_match": "mean_std"}},
+              "7": paste_back(["3", 0], ["6", 0], ["5", 1], "mean_std"),
               "8": save(["7", 0], "faces/batch"), "9": save(["3", 0], "faces/batch-original"),
               "10": save(["5", 0], "faces/batch-crops")}
     entry = comfy_server.run(prompt, timeout=120)
@@ -303,16 +306,12 @@ def test_paste_back_has_no_seam_on_a_flat_region(comfy_server, face_photos):
     """Paste a flat 64 px 'face' into a flat canvas with the alignment of a real face: the
     feathered edge must ramp smoothly (no step bigger than a few 8-bit levels)."""
     prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["portrait"]}},
-              "2": {"class_type": "LPIPFaceCropAlign", "inputs": {
-                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
-                  "upsample": 1, "if_no_face": "error"}},
+              "2": crop_align(["1", 0], upsample=1),
               "3": {"class_type": "EmptyImage", "inputs": {"width": 320, "height": 320, "batch_size": 1,
                                                           "color": 0x808080}},
               "4": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1,
                                                           "color": 0x909090}},
-              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
-                  "image": ["3", 0], "faces": ["4", 0], "face_align": ["2", 1], "feather": 0.1,
-                  "color_match": "none"}},
+              "5": paste_back(["3", 0], ["4", 0], ["2", 1]),
               "6": save(["5", 0], "faces/seam")}
     out, = read_images(comfy_server, comfy_server.run(prompt, timeout=60))
     g = out[..., 0].astype(int)
@@ -325,13 +324,9 @@ def test_no_face_pass_through(comfy_server, tiny_checkpoint):
     prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 120, "height": 90, "batch_size": 1,
                                                           "color": 0x336699}},
               "2": load_model(tiny_checkpoint),
-              "3": {"class_type": "LPIPFaceCropAlign", "inputs": {
-                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
-                  "upsample": 0, "if_no_face": "pass_through"}},
+              "3": crop_align(["1", 0], if_no_face="pass_through"),
               "4": sampler(["2", 0], ["3", 0], steps=1),
-              "5": {"class_type": "LPIPFacePasteBack", "inputs": {
-                  "image": ["1", 0], "faces": ["4", 0], "face_align": ["3", 1], "feather": 0.1,
-                  "color_match": "none"}},
+              "5": paste_back(["1", 0], ["4", 0], ["3", 1]),
               "6": save(["5", 0], "faces/pass-through"), "7": save(["3", 0], "faces/thumb")}
     entry = comfy_server.run(prompt, timeout=60)
     out, = read_images(comfy_server, entry, "6")
@@ -393,9 +388,7 @@ def test_patch_larger_than_the_image_is_a_clear_error(comfy_server, tiny_checkpo
 def test_photo_without_a_face_is_a_clear_error(comfy_server):
     prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 200, "height": 150, "batch_size": 1,
                                                           "color": 0x777777}},
-              "2": {"class_type": "LPIPFaceCropAlign", "inputs": {
-                  "image": ["1", 0], "face_size": 16, "select": "largest", "index": 0, "padding": 0.0,
-                  "upsample": 0, "if_no_face": "error"}},
+              "2": crop_align(["1", 0]),
               "3": save(["2", 0], "errors/never")}
     _expect_error(comfy_server, prompt, "no face found", "200x150", "pass_through", node="2")
 
@@ -411,9 +404,7 @@ def test_ten_queued_prompts_good_and_bad_all_finish(comfy_server, tiny_checkpoin
     bad = {
         1: lambda p: p["1"]["inputs"].update(model_name="nope.safetensors"),
         4: lambda p: p["3"]["inputs"].update(patch_size=512),
-        6: lambda p: p.update({"5": {"class_type": "LPIPFaceCropAlign", "inputs": {
-            "image": ["2", 0], "face_size": 16, "select": "all", "index": 0, "padding": 0.0, "upsample": 0,
-            "if_no_face": "error"}}, "4": save(["5", 0], "queue/noface")}),
+        6: lambda p: p.update({"5": crop_align(["2", 0], select="all"), "4": save(["5", 0], "queue/noface")}),
         8: lambda p: p["1"]["inputs"].update(model_name="../../secrets.safetensors"),
     }
     pids = {}
