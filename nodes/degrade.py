@@ -30,7 +30,7 @@ class DegradeFace(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="Clean (high-quality) faces, e.g. 64x64 aligned crops for an "
                                                 "x4 model."),
-                io.Combo.Input("mode", options=[RANDOM, MANUAL], default=MANUAL,
+                io.Combo.Input("mode", options=[RANDOM, MANUAL], default=RANDOM,
                                tooltip="random: blur, internal downsampling (x0.8..x8), noise and JPEG drawn "
                                        "from the training ranges (blur scaled to the image size), image i "
                                        "with seed + i. manual: the values below."),
