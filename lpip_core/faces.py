@@ -1,8 +1,8 @@
-"""Face detection, FFHQ-style alignment and paste-back.
+"""Face detection and FFHQ-style alignment (paste-back: ``lpip_core.paste``).
 
 dlib finds faces (HOG frontal detector) and five landmarks (``shape_predictor_5_face_landmarks``,
-from the CC0 ``face-recognition-models`` package); everything else -- the crop, its inverse and the
-feathered paste -- is pure torch, so it runs on CPU and GPU tensors alike.
+from the CC0 ``face-recognition-models`` package); the alignment and the crop (``lpip_core.warp``)
+are pure torch, so they run on CPU and GPU tensors alike.
 
 Conventions
 -----------
@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .warp import rescale_crop_matrix, warp_affine
 
 __all__ = [
     "FaceDetection",
@@ -35,7 +36,7 @@ __all__ = [
     "alignment_matrix",
     "align_faces",
     "warp_face",
-    "paste_faces",
+    "check_image_size",
     "check_images",
     "to_uint8_hwc",
     "dlib_model_path",
@@ -48,7 +49,6 @@ FACE_SIZE_RANGE = (16, 2048)
 PADDING_RANGE = (0.0, 4.0)
 UPSAMPLE_RANGE = (0, 3)
 SELECT_MODES = ("largest", "all", "index")
-COLOR_MATCH_MODES = ("none", "mean_std")
 
 # dlib's 5-point model has no mouth, which the FFHQ recipe needs. The mouth centre is put on the
 # perpendicular through the eye midpoint, MOUTH_DEPTH times as far below the eye line as the nose
@@ -129,7 +129,7 @@ class FaceAlignment:
     def resized(self, face_size: int) -> "FaceAlignment":
         """The same alignment for a crop of another side (e.g. a restored crop at 4x)."""
         _check_face_size(face_size)
-        m = _rescale_crop_matrix(np.asarray(self.matrix, np.float64), self.face_size, face_size)
+        m = rescale_crop_matrix(np.asarray(self.matrix, np.float64), self.face_size, face_size)
         return replace(self, matrix=_as_tuple_matrix(m), face_size=int(face_size))
 
     def to_dict(self) -> dict[str, Any]:
@@ -325,7 +325,7 @@ def predict_landmarks(image: torch.Tensor, box) -> tuple[tuple[float, float], ..
     out = int(round((side + 2 * margin) * s))
     # source px -> patch px: (p - (corner - margin)) * s
     m = np.array([[s, 0.0, -(x0 - margin) * s], [0.0, s, -(y0 - margin) * s]])
-    patch = _warp(image.unsqueeze(0), m, (out, out))[0]
+    patch = warp_affine(image.unsqueeze(0), m, (out, out))[0]
     dlib = import_dlib()
     bx0, by0 = margin * s, margin * s
     rect = dlib.rectangle(
@@ -374,82 +374,8 @@ def alignment_matrix(landmarks, face_size: int = 512, padding: float = 0.0):
     return _as_tuple_matrix(np.concatenate([a, t[:, None]], axis=1))
 
 
-def _rescale_crop_matrix(m: np.ndarray, old: int, new: int) -> np.ndarray:
-    """Matrix for a crop of side ``new`` from one for side ``old`` (pixel centres kept aligned)."""
-    r = new / old
-    s = np.array([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2], [0.0, 0.0, 1.0]])
-    return (s @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
-
-
 # ----------------------------------------------------------------------------------------------
-# resampling
-
-
-def _warp(src: torch.Tensor, matrix, out_hw: tuple[int, int], padding_mode: str = "reflection") -> torch.Tensor:
-    """Resample ``src`` (BCHW) through an affine ``matrix`` (src px -> dst px) into ``out_hw``.
-
-    Bicubic, with an antialiasing pre-shrink when the destination is coarser than the source
-    (a 400 px face into a 64 px crop must not alias). Only the source region the destination
-    needs is touched; ``padding_mode`` ('reflection' or 'border') fills what lies outside src.
-    """
-    h_out, w_out = out_hw
-    _, _, h, w = src.shape
-    m = np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]])
-    inv = np.linalg.inv(m)[:2]  # dst px -> src px
-
-    # source region needed: the destination's corners, plus room for the filters
-    cu = np.array([-0.5, w_out - 0.5, w_out - 0.5, -0.5])
-    cv = np.array([-0.5, -0.5, h_out - 0.5, h_out - 0.5])
-    sx = inv[0, 0] * cu + inv[0, 1] * cv + inv[0, 2]
-    sy = inv[1, 0] * cu + inv[1, 1] * cv + inv[1, 2]
-    shrink = math.sqrt(abs(np.linalg.det(inv[:, :2])))  # src px per dst px
-    pad = 4.0 * max(shrink, 1.0) + 4.0  # antialias + bicubic support, with room to spare
-    x0, x1 = _region(sx.min() - pad, sx.max() + pad, w)
-    y0, y1 = _region(sy.min() - pad, sy.max() + pad, h)
-    region = src[:, :, y0:y1, x0:x1]
-    # region px = src px - offset
-    off = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
-    inv = (off @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
-
-    if shrink > 1.0:  # antialias: shrink the region to about the destination's resolution
-        rh, rw = region.shape[-2:]
-        nh, nw = max(1, round(rh / shrink)), max(1, round(rw / shrink))
-        if (nh, nw) != (rh, rw):
-            region = F.interpolate(region, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-            sc = np.array([[nw / rw, 0.0, (nw / rw - 1) / 2], [0.0, nh / rh, (nh / rh - 1) / 2], [0.0, 0.0, 1.0]])
-            inv = (sc @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
-
-    rh, rw = region.shape[-2:]
-    # normalised grid_sample coordinates (align_corners=False): g = (2 p + 1) / size - 1
-    norm = np.array([[2.0 / rw, 0.0, 1.0 / rw - 1.0], [0.0, 2.0 / rh, 1.0 / rh - 1.0], [0.0, 0.0, 1.0]])
-    theta = (norm @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
-    dev = src.device
-    u = torch.arange(w_out, device=dev, dtype=torch.float64)
-    v = torch.arange(h_out, device=dev, dtype=torch.float64)
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    th = torch.as_tensor(theta, dtype=torch.float64, device=dev)
-    gx = th[0, 0] * uu + th[0, 1] * vv + th[0, 2]
-    gy = th[1, 0] * uu + th[1, 1] * vv + th[1, 2]
-    grid = torch.stack([gx, gy], dim=-1).float().unsqueeze(0).expand(src.shape[0], -1, -1, -1)
-    out = F.grid_sample(region, grid, mode="bicubic", padding_mode=padding_mode, align_corners=False)
-    return out.clamp(0.0, 1.0)
-
-
-def _region(lo: float, hi: float, size: int) -> tuple[int, int]:
-    """Integer source range covering [lo, hi], widened so reflection at an edge stays exact."""
-    if lo < -0.5:  # samples reflected about the left/top edge land at up to -lo
-        hi = max(hi, -lo)
-    if hi > size - 0.5:
-        lo = min(lo, 2 * size - hi)
-    a = max(0, math.floor(lo))
-    b = min(size, math.ceil(hi) + 1)
-    if b <= a:  # entirely outside (cannot happen for a sane alignment): use all
-        return 0, size
-    return a, b
-
-
-# ----------------------------------------------------------------------------------------------
-# public crop / paste
+# public crop
 
 
 def warp_face(image: torch.Tensor, alignment: FaceAlignment, face_size: int | None = None) -> torch.Tensor:
@@ -466,10 +392,10 @@ def warp_face(image: torch.Tensor, alignment: FaceAlignment, face_size: int | No
                 f"alignment.image_index {alignment.image_index} is out of range for a batch of {x.shape[0]}"
             )
         x = x[alignment.image_index : alignment.image_index + 1]
-    _check_image_size(x, alignment, "alignment")
+    check_image_size(x, alignment, "alignment")
     size = alignment.face_size if face_size is None else _check_face_size(face_size)
-    m = _rescale_crop_matrix(np.asarray(alignment.matrix, np.float64), alignment.face_size, size)
-    return _warp(x, m, (size, size))[0]
+    m = rescale_crop_matrix(np.asarray(alignment.matrix, np.float64), alignment.face_size, size)
+    return warp_affine(x, m, (size, size))[0]
 
 
 def align_faces(
@@ -511,106 +437,15 @@ def align_faces(
                 det.landmarks, image_index=b, image_size=tuple(x.shape[-2:]), face_size=face_size,
                 padding=padding, box=det.box, score=det.score,
             )
-            crops.append(_warp(x[b : b + 1], np.asarray(al.matrix), (face_size, face_size)))
+            crops.append(warp_affine(x[b : b + 1], np.asarray(al.matrix), (face_size, face_size)))
             alignments.append(al)
     if not crops:
         return x.new_zeros((0, 3, face_size, face_size)), []
     return torch.cat(crops), alignments
 
 
-def paste_faces(
-    images: torch.Tensor,
-    faces: torch.Tensor,
-    alignments: list[FaceAlignment],
-    *,
-    feather: float = 0.1,
-    color_match: str = "none",
-) -> torch.Tensor:
-    """Warp (restored) face crops back into their source images, in order.
-
-    ``faces[i]`` (square, any side: its alignment's matrix is rescaled to it) goes into
-    ``images[alignments[i].image_index]``. The blend mask is 1 inside the crop's square and
-    falls smoothly to 0 at its edge over ``feather`` x the crop side (a fraction in [0, 0.5]; the
-    FFHQ crop is about twice the face, so the default 0.1 fades well outside the face). Pixels
-    outside the crop's footprint are returned bit-for-bit. ``color_match='mean_std'`` first gives
-    each face the per-channel mean and std of the source's own crop. Returns a new tensor.
-    """
-    x = check_images(images, "images", batched=True)
-    if not isinstance(feather, (int, float)) or not math.isfinite(feather) or not 0.0 <= feather <= 0.5:
-        raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
-    if color_match not in COLOR_MATCH_MODES:
-        raise ValueError(f"color_match must be one of {COLOR_MATCH_MODES}, got {color_match!r}")
-    if not isinstance(alignments, (list, tuple)) or not all(isinstance(a, FaceAlignment) for a in alignments):
-        raise ValueError("alignments must be a list of FaceAlignment (from align_faces)")
-    if len(alignments) == 0 and isinstance(faces, torch.Tensor) and faces.dim() == 4 and faces.shape[0] == 0:
-        return x.clone()  # nothing was detected upstream
-    f = check_images(faces, "faces", batched=True)
-    if f.shape[0] != len(alignments):
-        raise ValueError(f"faces has {f.shape[0]} crops but alignments has {len(alignments)}; need one each")
-    if f.shape[-1] != f.shape[-2]:
-        raise ValueError(f"faces must be square crops, got {f.shape[-2]}x{f.shape[-1]}")
-    f = f.to(x.device)
-    k = f.shape[-1]
-    out = x.clone()
-    for i, al in enumerate(alignments):
-        if not 0 <= al.image_index < x.shape[0]:
-            raise ValueError(f"alignments[{i}].image_index {al.image_index} is out of range for {x.shape[0]} images")
-        _check_image_size(x[al.image_index : al.image_index + 1], al, f"alignments[{i}]")
-        b = al.image_index
-        m = _rescale_crop_matrix(np.asarray(al.matrix, np.float64), al.face_size, k)  # src -> crop px
-        face = f[i : i + 1]
-        if color_match == "mean_std":
-            face = _match_mean_std(face, _warp(out[b : b + 1], m, (k, k)))
-        _paste_one(out, b, face, m, feather)
-    return out
-
-
-def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, feather: float) -> None:
-    """Blend one crop into ``out[b]`` in place, touching only its footprint's bounding box."""
-    _, _, h, w = out.shape
-    k = face.shape[-1]
-    inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]  # crop px -> src px
-    cu = np.array([-0.5, k - 0.5, k - 0.5, -0.5])
-    cv = np.array([-0.5, -0.5, k - 0.5, k - 0.5])
-    sx = inv[0, 0] * cu + inv[0, 1] * cv + inv[0, 2]
-    sy = inv[1, 0] * cu + inv[1, 1] * cv + inv[1, 2]
-    x0, x1 = max(0, math.floor(sx.min())), min(w, math.ceil(sx.max()) + 1)
-    y0, y1 = max(0, math.floor(sy.min())), min(h, math.ceil(sy.max()) + 1)
-    if x1 <= x0 or y1 <= y0:
-        return
-    # crop px -> region px
-    to_region = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ np.vstack([inv, [0.0, 0.0, 1.0]])
-    warped = _warp(face, to_region[:2], (y1 - y0, x1 - x0), padding_mode="border")
-    mask = _feather_mask(m, x0, y0, x1, y1, k, feather, out.device)
-    region = out[b, :, y0:y1, x0:x1]
-    out[b, :, y0:y1, x0:x1] = region + mask * (warped[0] - region)
-
-
-def _feather_mask(m, x0, y0, x1, y1, k, feather, device) -> torch.Tensor:
-    """Blend weight per source pixel of the box: smoothstep of the distance to the crop's edge."""
-    xs = torch.arange(x0, x1, device=device, dtype=torch.float64)
-    ys = torch.arange(y0, y1, device=device, dtype=torch.float64)
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    # position in the crop as a fraction of its side (0..1 inside)
-    fu = (m[0, 0] * xx + m[0, 1] * yy + m[0, 2] + 0.5) / k
-    fv = (m[1, 0] * xx + m[1, 1] * yy + m[1, 2] + 0.5) / k
-    d = torch.minimum(torch.minimum(fu, 1 - fu), torch.minimum(fv, 1 - fv))
-    if feather > 0:
-        t = (d / feather).clamp(0, 1)
-        mask = t * t * (3 - 2 * t)
-    else:
-        mask = (d > 0).double()
-    return mask.float()
-
-
-def _match_mean_std(face: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Give ``face`` the per-channel mean and std of ``ref`` (both 1x3xSxS)."""
-    mf, sf = face.mean(dim=(2, 3), keepdim=True), face.std(dim=(2, 3), keepdim=True)
-    mr, sr = ref.mean(dim=(2, 3), keepdim=True), ref.std(dim=(2, 3), keepdim=True)
-    return ((face - mf) * (sr / sf.clamp_min(1e-4)) + mr).clamp(0.0, 1.0)
-
-
-def _check_image_size(x: torch.Tensor, al: FaceAlignment, name: str) -> None:
+def check_image_size(x: torch.Tensor, al: FaceAlignment, name: str) -> None:
+    """An alignment only fits the image size it was detected in."""
     if tuple(x.shape[-2:]) != tuple(al.image_size):
         raise ValueError(
             f"{name} was made for an image of size (H, W) = {tuple(al.image_size)}, "

@@ -16,9 +16,9 @@ from lpip_core.faces import (
     align_faces,
     alignment_matrix,
     detect_faces,
-    paste_faces,
     warp_face,
 )
+from lpip_core.paste import paste_faces
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "hopper.jpg", "astronaut.jpg"]
