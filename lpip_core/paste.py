@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .faces import FaceAlignment, check_image_size, check_images
-from .warp import rescale_crop_matrix, warp_affine
+from .warp import compose, footprint, invert, rescale_crop_matrix, shift, warp_affine
 
 __all__ = ["COLOR_MATCH_MODES", "paste_faces"]
 
@@ -65,18 +65,14 @@ def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, fea
     """Blend one crop into ``out[b]`` in place, touching only its footprint's bounding box."""
     _, _, h, w = out.shape
     k = face.shape[-1]
-    inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]  # crop px -> src px
-    cu = np.array([-0.5, k - 0.5, k - 0.5, -0.5])
-    cv = np.array([-0.5, -0.5, k - 0.5, k - 0.5])
-    sx = inv[0, 0] * cu + inv[0, 1] * cv + inv[0, 2]
-    sy = inv[1, 0] * cu + inv[1, 1] * cv + inv[1, 2]
+    inv = invert(m)  # crop px -> src px
+    sx, sy = footprint(inv, k, k)
     x0, x1 = max(0, math.floor(sx.min())), min(w, math.ceil(sx.max()) + 1)
     y0, y1 = max(0, math.floor(sy.min())), min(h, math.ceil(sy.max()) + 1)
     if x1 <= x0 or y1 <= y0:
         return
-    # crop px -> region px
-    to_region = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ np.vstack([inv, [0.0, 0.0, 1.0]])
-    warped = warp_affine(face, to_region[:2], (y1 - y0, x1 - x0), padding_mode="border")
+    to_region = compose(shift(-x0, -y0), inv)  # crop px -> region px
+    warped = warp_affine(face, to_region, (y1 - y0, x1 - x0), padding_mode="border")
     mask = _feather_mask(m, x0, y0, x1, y1, k, feather, out.device)
     region = out[b, :, y0:y1, x0:x1]
     out[b, :, y0:y1, x0:x1] = region + mask * (warped[0] - region)

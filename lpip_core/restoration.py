@@ -14,12 +14,13 @@ DEFAULT_STEPS = 25
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
 
 
-def auto_max_batch(device: torch.device, patch_hw: tuple[int, int]) -> int:
-    """Patches per UNet call when the caller sets no bound: on the CPU a chunk of about 16k pixels
-    (16 patches of 32 px; larger chunks fall out of the caches and run slower, measured), elsewhere 64."""
+def auto_max_batch(device: torch.device, patch_hw: tuple[int, int], bound: int | None = None) -> int:
+    """Patches per UNet call, at most ``bound``: on the CPU a chunk of about 16k pixels (16 patches
+    of 32 px; larger chunks fall out of the caches and run slower, measured), elsewhere the bound or 64."""
     if device.type == "cpu":
-        return max(1, CPU_PIXELS_PER_CALL // (patch_hw[0] * patch_hw[1]))
-    return 64
+        fastest = max(1, CPU_PIXELS_PER_CALL // (patch_hw[0] * patch_hw[1]))
+        return fastest if bound is None else min(bound, fastest)
+    return bound or 64
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -72,8 +73,9 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         SR3 baseline is `whole_image=True` (one patch = the image).
     fusion: how overlapping eps estimates combine: "mean" (the paper), "median", "gaussian".
     upsampled: `lq` is already at the output size (skip the bicubic upsampling).
-    max_batch: patches per UNet call, a memory bound that does not change the result (None: about
-        16k patch pixels per call on the CPU, 64 patches elsewhere).
+    max_batch: most patches per UNet call, a memory bound that does not change the result; on the
+        CPU chunks of about 16k patch pixels run fastest and are used when smaller (None: that, or
+        64 patches elsewhere).
     seed: image b of the batch uses seed + b, so a batch equals its images restored one by one.
     callback(step, total, x0_estimate in [0, 1]) runs after each step; cancel() is asked before every
     UNet call and stops sampling with SamplingCancelled when it returns True.
@@ -121,7 +123,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     device = weight.device if weight is not None else lq.device
     lq_up = resize(lq.to(device), (height, width)) * 2 - 1
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
-    max_batch = max_batch or auto_max_batch(device, patch_hw)
+    max_batch = auto_max_batch(device, patch_hw, max_batch)
     eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
                    cancel=cancel)
 

@@ -11,11 +11,35 @@ import torch
 import torch.nn.functional as F
 
 
+def _homogeneous(m) -> np.ndarray:
+    return np.vstack([np.asarray(m, np.float64)[:2], [0.0, 0.0, 1.0]])
+
+
+def compose(a, b) -> np.ndarray:
+    """The 2x3 matrix of ``b`` followed by ``a``."""
+    return (_homogeneous(a) @ _homogeneous(b))[:2]
+
+
+def invert(m) -> np.ndarray:
+    return np.linalg.inv(_homogeneous(m))[:2]
+
+
+def shift(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def footprint(m, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the four outer corners of a height x width pixel grid mapped through ``m``."""
+    u = np.array([-0.5, width - 0.5, width - 0.5, -0.5])
+    v = np.array([-0.5, -0.5, height - 0.5, height - 0.5])
+    m = np.asarray(m, np.float64)
+    return m[0, 0] * u + m[0, 1] * v + m[0, 2], m[1, 0] * u + m[1, 1] * v + m[1, 2]
+
+
 def rescale_crop_matrix(m: np.ndarray, old: int, new: int) -> np.ndarray:
     """Matrix for a crop of side ``new`` from one for side ``old`` (pixel centres kept aligned)."""
     r = new / old
-    s = np.array([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2], [0.0, 0.0, 1.0]])
-    return (s @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+    return compose([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2]], m)
 
 
 def warp_affine(src: torch.Tensor, matrix, out_hw: tuple[int, int], padding_mode: str = "reflection") -> torch.Tensor:
@@ -27,35 +51,27 @@ def warp_affine(src: torch.Tensor, matrix, out_hw: tuple[int, int], padding_mode
     """
     h_out, w_out = out_hw
     _, _, h, w = src.shape
-    m = np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]])
-    inv = np.linalg.inv(m)[:2]  # dst px -> src px
+    inv = invert(matrix)  # dst px -> src px
 
     # source region needed: the destination's corners, plus room for the filters
-    cu = np.array([-0.5, w_out - 0.5, w_out - 0.5, -0.5])
-    cv = np.array([-0.5, -0.5, h_out - 0.5, h_out - 0.5])
-    sx = inv[0, 0] * cu + inv[0, 1] * cv + inv[0, 2]
-    sy = inv[1, 0] * cu + inv[1, 1] * cv + inv[1, 2]
+    sx, sy = footprint(inv, h_out, w_out)
     shrink = math.sqrt(abs(np.linalg.det(inv[:, :2])))  # src px per dst px
     pad = 4.0 * max(shrink, 1.0) + 4.0  # antialias + bicubic support, with room to spare
     x0, x1 = _region(sx.min() - pad, sx.max() + pad, w)
     y0, y1 = _region(sy.min() - pad, sy.max() + pad, h)
     region = src[:, :, y0:y1, x0:x1]
-    # region px = src px - offset
-    off = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
-    inv = (off @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
+    inv = compose(shift(-x0, -y0), inv)  # dst px -> region px
 
     if shrink > 1.0:  # antialias: shrink the region to about the destination's resolution
         rh, rw = region.shape[-2:]
         nh, nw = max(1, round(rh / shrink)), max(1, round(rw / shrink))
         if (nh, nw) != (rh, rw):
             region = F.interpolate(region, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-            sc = np.array([[nw / rw, 0.0, (nw / rw - 1) / 2], [0.0, nh / rh, (nh / rh - 1) / 2], [0.0, 0.0, 1.0]])
-            inv = (sc @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
+            inv = compose([[nw / rw, 0.0, (nw / rw - 1) / 2], [0.0, nh / rh, (nh / rh - 1) / 2]], inv)
 
     rh, rw = region.shape[-2:]
     # normalised grid_sample coordinates (align_corners=False): g = (2 p + 1) / size - 1
-    norm = np.array([[2.0 / rw, 0.0, 1.0 / rw - 1.0], [0.0, 2.0 / rh, 1.0 / rh - 1.0], [0.0, 0.0, 1.0]])
-    theta = (norm @ np.vstack([inv, [0.0, 0.0, 1.0]]))[:2]
+    theta = compose([[2.0 / rw, 0.0, 1.0 / rw - 1.0], [0.0, 2.0 / rh, 1.0 / rh - 1.0]], inv)
     dev = src.device
     u = torch.arange(w_out, device=dev, dtype=torch.float64)
     v = torch.arange(h_out, device=dev, dtype=torch.float64)

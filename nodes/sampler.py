@@ -13,7 +13,6 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import to_pil
 from ..lpip_core.patches import FUSIONS
-from ..lpip_core.restoration import auto_max_batch
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
@@ -137,11 +136,7 @@ class PatchFusedSampler(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(total)
         preview_px = getattr(comfy_args, "preview_size", 512)
         out_device = output_device()
-        batch = max_patch_batch
-        if model.device.type == "cpu":  # smaller chunks than the bound run faster there (see auto_max_batch)
-            side = patch or config.patch
-            batch = min(batch, auto_max_batch(model.device, (side, side)))
-        results = []
+        results, batch = [], max_patch_batch
         for i in range(frames):
             def on_step(step, _n, x0, i=i):  # progress + preview; also a cancel point
                 size = min(preview_px, max(x0.shape[-2:]))  # ComfyUI would enlarge small previews

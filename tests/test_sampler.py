@@ -146,3 +146,5 @@ def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
     cpu = torch.device("cpu")
     assert [auto_max_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
     assert auto_max_batch(torch.device("meta"), (32, 32)) == 64
+    assert auto_max_batch(cpu, (32, 32), 8) == 8 and auto_max_batch(cpu, (32, 32), 64) == 16  # a bound
+    assert auto_max_batch(torch.device("meta"), (32, 32), 256) == 256
