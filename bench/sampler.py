@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lpip_core import LPIPModel, ModelConfig, PRESETS, restore  # noqa: E402
-from lpip_core.patches import patch_starts  # noqa: E402
+from lpip_core import PRESETS, LPIPModel, ModelConfig, restore  # noqa: E402
+from lpip_core.method.patches import patch_starts  # noqa: E402
+from lpip_core.method.sampler import sample_ddim  # noqa: E402
+from lpip_core.method.schedule import NoiseSchedule  # noqa: E402
 from lpip_core.resize import resize  # noqa: E402
-from lpip_core.sampler import sample_ddim  # noqa: E402
-from lpip_core.schedule import NoiseSchedule  # noqa: E402
 
 SETTINGS = [  # name, scale, hq size, patch, stride, preset
     ("x4", 4, 64, 16, 8, "small"),

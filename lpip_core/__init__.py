@@ -4,14 +4,14 @@ The public API: `load_model` a .safetensors checkpoint, `restore` LQ faces with 
 overlapping-patch fused DDIM sampler, `degrade` HQ faces the way training does, and
 `psnr` / `ssim` to score the result. Never imports ComfyUI.
 """
-from .checkpoint import CheckpointError, load_model, read_config, save_model
-from .degrade import DegradeParams, degrade, random_params
-from .metrics import psnr, ssim
-from .model import LPIPModel, ModelConfig
-from .restoration import DEFAULT_STEPS, restore
-from .sampler import SamplingCancelled
-from .schedule import NoiseSchedule, ScheduleConfig
-from .unet import PRESETS, ConditionalUNet, UNetConfig
+from .evaluation.metrics import psnr, ssim
+from .method.checkpoint import CheckpointError, load_model, read_config, save_model
+from .method.model import LPIPModel, ModelConfig
+from .method.restoration import DEFAULT_STEPS, restore
+from .method.sampler import SamplingCancelled
+from .method.schedule import NoiseSchedule, ScheduleConfig
+from .method.unet import PRESETS, ConditionalUNet, UNetConfig
+from .training.degrade import DegradeParams, degrade, random_params
 
 __version__ = "0.1.0"
 

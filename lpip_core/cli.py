@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .patches import FUSIONS
+from .method.patches import FUSIONS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
 
@@ -47,9 +47,9 @@ def _read_all(paths: list[str]):
 def cmd_restore(args) -> None:
     from tqdm import tqdm
 
-    from .checkpoint import load_model
     from .files import write_image
-    from .restoration import restore
+    from .method.checkpoint import load_model
+    from .method.restoration import restore
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
@@ -69,8 +69,8 @@ def cmd_restore(args) -> None:
 
 
 def cmd_degrade(args) -> None:
-    from .degrade import DegradeParams, degrade
     from .files import write_image
+    from .training.degrade import DegradeParams, degrade
 
     manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg))
     out_dir = Path(args.out)
@@ -101,7 +101,7 @@ def _check_device_name(name: str) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import TrainConfig, train
+    from .training.train import TrainConfig, train
 
     if args.steps is None and args.minutes is None:
         raise CliError("give a budget: --minutes N (wall time) or --steps N (or both: whichever comes first)")
@@ -126,7 +126,7 @@ def _rank() -> int:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate
+    from .evaluation.evaluate import evaluate
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
@@ -153,8 +153,8 @@ def cmd_evaluate(args) -> None:
 
 
 def _train_parser(sub) -> None:
-    from .train import TrainConfig
-    from .unet import PRESETS
+    from .method.unet import PRESETS
+    from .training.train import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     t = sub.add_parser("train", help="train a model (Algorithm 1); under torchrun: one process per GPU (DDP)",

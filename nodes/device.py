@@ -1,9 +1,8 @@
 """Where node outputs live: ComfyUI's intermediate device and dtype."""
 from __future__ import annotations
 
-import torch
-
 import comfy.model_management as mm
+import torch
 
 
 def output_device() -> torch.device:

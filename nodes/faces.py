@@ -5,8 +5,8 @@ import logging
 
 from comfy_api.latest import io
 
-from ..lpip_core.faces import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
-from ..lpip_core.paste import COLOR_MATCH_MODES, paste_faces
+from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
+from ..lpip_core.faces.paste import COLOR_MATCH_MODES, paste_faces
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype

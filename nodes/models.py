@@ -6,11 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
-import torch
-
 import comfy.model_management as mm
 import comfy.model_patcher
 import folder_paths
+import torch
 from comfy_api.latest import io, ui
 
 from ..lpip_core import CheckpointError, ModelConfig, load_model, read_config

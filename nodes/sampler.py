@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 import comfy.model_management as mm
 import comfy.utils
+import torch
 from comfy.cli_args import args as comfy_args
 from comfy_api.latest import io
 
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import to_pil
-from ..lpip_core.patches import FUSIONS
+from ..lpip_core.method.patches import FUSIONS
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch

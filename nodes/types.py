@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from comfy_api.latest import io
 
-from ..lpip_core.faces import FaceAlignment
+from ..lpip_core.faces.detect import FaceAlignment
 
 LPIPModel = io.Custom("LPIP_MODEL")
 FaceAlign = io.Custom("FACE_ALIGN")

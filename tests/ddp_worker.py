@@ -1,5 +1,5 @@
 """One rank of the DDP test (tests/test_ddp.py), started by torchrun: a few training steps of a tiny
-model through lpip_core.train.train, then a JSON report of what this rank saw and ended with.
+model through lpip_core.training.train.train, then a JSON report of what this rank saw and ended with.
 
 Usage: torchrun --nproc_per_node 2 tests/ddp_worker.py DATA_DIR OUT_DIR
 Writes OUT_DIR/rank<R>.json: sha256 of the weights DDP started from and ended with, and the
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-import lpip_core.train as train_module
-from lpip_core.train import TrainConfig, train
+import lpip_core.training.train as train_module
+from lpip_core.training.train import TrainConfig, train
 
 torch.set_num_threads(1)
 STEPS = 3

@@ -4,13 +4,12 @@ import struct
 
 import pytest
 import torch
+from conftest import tiny_model
 from safetensors.torch import save_file
 
 import lpip_core
 from lpip_core import CheckpointError, load_model, read_config, save_model
-from lpip_core.checkpoint import METADATA_KEY
-
-from conftest import tiny_model
+from lpip_core.method.checkpoint import METADATA_KEY
 
 
 def test_round_trip_build_save_load_gives_the_same_model(tmp_path, model):
@@ -119,7 +118,7 @@ def test_save_is_atomic_and_refuses_other_formats(tmp_path, model, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("lpip_core.checkpoint.save_file", crash)
+    monkeypatch.setattr("lpip_core.method.checkpoint.save_file", crash)
     with pytest.raises(OSError):
         save_model(tiny_model(seed=5), target)
     assert target.read_bytes() == before  # the old file is intact

@@ -3,14 +3,13 @@ import json
 import shutil
 
 import pytest
+from conftest import FIXTURES, tiny_model
 from PIL import Image
 
 import lpip_core
 from lpip_core.cli import main
 from lpip_core.files import read_image, write_image
 from lpip_core.resize import resize
-
-from conftest import FIXTURES, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Training on several processes through PyTorch DDP: 2 CPU ranks (gloo) under torchrun.
 
 torchrun starts tests/ddp_worker.py twice; each rank trains a tiny model for a few steps through
-lpip_core.train.train and reports the weights it started and ended with and the samples it drew.
+lpip_core.training.train.train and reports the weights it started and ended with and the samples it drew.
 """
 import json
 import os

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lpip_core import DegradeParams, degrade, psnr, random_params
-from lpip_core.degrade import BLUR_SIGMA_RANGE, blur_kernel
+from lpip_core.training.degrade import BLUR_SIGMA_RANGE, blur_kernel
 
 
 def high_frequency_energy(x):

@@ -1,4 +1,4 @@
-"""lpip_core.evaluate: the paper's Tables I-III on committed fixture faces with an untrained tiny model.
+"""lpip_core.evaluation.evaluate: the paper's Tables I-III on committed fixture faces with an untrained tiny model.
 
 The numbers of an untrained model mean nothing; these tests check that every output is written,
 complete and consistent with the metrics computed independently.
@@ -10,14 +10,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, tiny_model
 from PIL import Image
 
 import lpip_core
-from lpip_core.evaluate import evaluate, plan_methods
+from lpip_core.evaluation.evaluate import evaluate, plan_methods
 from lpip_core.files import read_image
 from lpip_core.resize import resize
-
-from conftest import FIXTURES, tiny_model
 
 FACES = ("astronaut", "hopper", "obama")  # sorted: the order evaluate() sees them in
 METHODS = {"bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian", "lpip-mean-p6-s3",
@@ -127,7 +126,7 @@ def test_tables_hold_the_paper_rows(run):
 def test_results_json_records_command_machine_and_faces(run):
     out, _ = run
     results = json.loads((out / "results.json").read_text())
-    assert results["command"].startswith("lpip_core.evaluate.evaluate(")
+    assert results["command"].startswith("lpip_core.evaluation.evaluate.evaluate(")
     assert results["machine"]["cpu_count"] >= 1 and results["machine"]["torch"] == torch.__version__
     assert results["machine"]["date"][:2] == "20" and results["wall_seconds"] > 0
     assert results["faces"]["names"] == [f"{f}_aligned_128.png" for f in FACES]

@@ -1,4 +1,4 @@
-"""Tests for lpip_core.faces: detection, FFHQ-style alignment, paste-back (real photos, real dlib)."""
+"""Tests for lpip_core.faces.detect: detection, FFHQ-style alignment, paste-back (real photos, real dlib)."""
 
 import json
 import subprocess
@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lpip_core.faces import (
+from lpip_core.faces.detect import (
     FaceAlignment,
     align_faces,
     alignment_matrix,
     detect_faces,
     warp_face,
 )
-from lpip_core.paste import paste_faces
+from lpip_core.faces.paste import paste_faces
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "hopper.jpg", "astronaut.jpg"]
@@ -67,7 +67,7 @@ def obama():
 
 
 def test_import_does_not_load_dlib():
-    code = "import sys, lpip_core.faces, lpip_core.identity; assert 'dlib' not in sys.modules"
+    code = "import sys, lpip_core.faces.detect, lpip_core.faces.identity; assert 'dlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 

@@ -1,4 +1,4 @@
-"""Tests for lpip_core.identity: dlib 128-d embeddings and ID Sim on real aligned faces."""
+"""Tests for lpip_core.faces.identity: dlib 128-d embeddings and ID Sim on real aligned faces."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lpip_core.faces import align_faces
-from lpip_core.identity import face_embedding, face_landmarks, id_similarity
+from lpip_core.faces.detect import align_faces
+from lpip_core.faces.identity import face_embedding, face_landmarks, id_similarity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"
 PEOPLE = ["obama", "obama2", "biden", "hopper"]

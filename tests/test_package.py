@@ -1,6 +1,7 @@
 """The packaging facts a user and the Comfy Registry rely on."""
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import lpip_core
 
@@ -31,7 +32,7 @@ def test_runtime_requirements_agree_and_leave_the_big_three_unpinned():
 
 
 def test_lpip_core_never_imports_comfyui():
-    for path in (ROOT / "lpip_core").glob("*.py"):
+    for path in (ROOT / "lpip_core").rglob("*.py"):
         source = path.read_text()
         for module in ("comfy", "folder_paths", "server", "comfy_api"):
-            assert f"import {module}" not in source and f"from {module}" not in source, (path.name, module)
+            assert f"import {module}" not in source and f"from {module}" not in source, (str(path), module)

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from lpip_core.patches import PatchGrid, gaussian_window, pad_to, patch_grid, patch_starts
+from lpip_core.method.patches import PatchGrid, gaussian_window, pad_to, patch_grid, patch_starts
 
 
 @pytest.mark.parametrize("length,patch,stride", [

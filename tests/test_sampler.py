@@ -1,15 +1,14 @@
 import pytest
 import torch
+from conftest import tiny_model
 from torch import nn
 
 import lpip_core
 from lpip_core import SamplingCancelled, restore
-from lpip_core.restoration import auto_max_batch
-from lpip_core.patches import patch_grid
-from lpip_core.sampler import FusedEps, sample_ddim
-from lpip_core.schedule import NoiseSchedule
-
-from conftest import tiny_model
+from lpip_core.method.patches import patch_grid
+from lpip_core.method.restoration import auto_max_batch
+from lpip_core.method.sampler import FusedEps, sample_ddim
+from lpip_core.method.schedule import NoiseSchedule
 
 
 class Pointwise(nn.Module):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lpip_core.schedule import NoiseSchedule, ScheduleConfig
+from lpip_core.method.schedule import NoiseSchedule, ScheduleConfig
 
 
 def test_linear_schedule_matches_the_paper():

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FIXTURES
 
 import lpip_core
 from lpip_core.files import read_image
 from lpip_core.resize import resize
-
-from conftest import FIXTURES
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULTS = ("lpip_x4_64", "lpip_x8_128")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lpip_core import load_model
-from lpip_core.data import PatchPairs, load_faces
-from lpip_core.schedule import NoiseSchedule
-from lpip_core.train import TrainConfig, train
+from lpip_core.method.schedule import NoiseSchedule
+from lpip_core.training.data import PatchPairs, load_faces
+from lpip_core.training.train import TrainConfig, train
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_fifty_steps_on_one_real_face_lower_the_loss(face_folder, tmp_path):
 
 from safetensors import safe_open  # noqa: E402
 
-import lpip_core.train as train_module  # noqa: E402
+import lpip_core.training.train as train_module  # noqa: E402
 from lpip_core import read_config  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lpip_core.unet import PRESETS, ConditionalUNet, UNetConfig, count_parameters, timestep_embedding
+from lpip_core.method.unet import PRESETS, ConditionalUNet, UNetConfig, count_parameters, timestep_embedding
 
 
 def test_tiny_preset_is_under_200k_parameters():

@@ -22,8 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # so that `tools` imports without pytest.ini's pythonpath
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.comfyui import (COMFYUI_VERSION, PACK_NAME, ComfyError, ComfyServer,  # noqa: E402
-                           ensure_comfyui)
+from tools.comfyui import COMFYUI_VERSION, PACK_NAME, ComfyError, ComfyServer, ensure_comfyui  # noqa: E402
 
 _HERE = Path(__file__).resolve().parent
 _STARTUPS: list[float] = []

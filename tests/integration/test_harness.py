@@ -13,8 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.comfyui import (PACK_NAME, REPO_ROOT, ComfyError, ExecutionFailed, Interrupted,
-                           PromptRejected, apply_sets, decode_binary_frame, ui_to_api)
+from tools.comfyui import (
+    PACK_NAME,
+    REPO_ROOT,
+    ComfyError,
+    ExecutionFailed,
+    Interrupted,
+    PromptRejected,
+    apply_sets,
+    decode_binary_frame,
+    ui_to_api,
+)
 
 
 def _save_image(inputs_from: str, prefix: str) -> dict:

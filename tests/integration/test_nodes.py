@@ -20,8 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.comfyui import (PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets,
-                           ui_to_api)
+from tools.comfyui import PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets, ui_to_api
 
 NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace", "LPIPFaceCropAlign", "LPIPFacePasteBack"]
 
@@ -63,7 +62,7 @@ def read_images(server, entry: dict, node_id: str | None = None) -> list[np.ndar
 
 
 def face_boxes(rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
-    from lpip_core.faces import detect_faces
+    from lpip_core.faces.detect import detect_faces
 
     x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)
     return [d.box for d in detect_faces(x, upsample=upsample)]

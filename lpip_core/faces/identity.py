@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .faces import (
-    import_dlib,
+from .detect import (
     check_images,
     detect_faces,
     dlib_model_path,
+    import_dlib,
     predict_landmarks,
     to_uint8_hwc,
 )
@@ -70,7 +70,7 @@ def face_landmarks(faces: torch.Tensor) -> torch.Tensor:
     """5 dlib landmarks per face crop, (N, 5, 2), as fractions of the crop's width and height.
 
     Fractions (pixel ``p`` of a side ``S`` is ``(p + 0.5) / S``) make the landmarks of a 512 px
-    ground truth usable on its 64 px restoration. Order as in :mod:`lpip_core.faces`.
+    ground truth usable on its 64 px restoration. Order as in :mod:`lpip_core.faces.detect`.
     """
     x = _work_images(_check_faces(faces, "faces"))
     out = np.empty((x.shape[0], 5, 2), np.float64)

@@ -22,12 +22,12 @@ from safetensors.torch import load_file, save_file
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import save_model
+from ..files import atomic_output
+from ..method.checkpoint import save_model
+from ..method.model import LPIPModel, ModelConfig
+from ..method.schedule import NoiseSchedule, ScheduleConfig
+from ..method.unet import PRESETS
 from .data import PatchPairs, collate_pairs, load_faces, read_split
-from .files import atomic_output
-from .model import LPIPModel, ModelConfig
-from .schedule import NoiseSchedule, ScheduleConfig
-from .unet import PRESETS
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Iterable
 
 import torch
 
+from ..files import IMAGE_SUFFIXES, read_image
+from ..resize import resize
 from .degrade import degrade_one, random_params
-from .files import IMAGE_SUFFIXES, read_image
-from .resize import resize
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -63,7 +63,7 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
         image = read_image(path)
         native = manifest.get(path.name, min(image.shape[-2:]))
         if align:
-            from .faces import align_faces
+            from ..faces.detect import align_faces
 
             crops, found = align_faces(image, face_size=hq_size, select="largest")
             if not found:

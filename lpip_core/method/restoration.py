@@ -5,8 +5,8 @@ from typing import Callable
 
 import torch
 
+from ..resize import resize
 from .patches import FUSIONS, pad_to, patch_grid
-from .resize import resize
 from .sampler import Callback, EpsModel, FusedEps, sample_ddim
 from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
 

@@ -8,7 +8,6 @@ data_range=255)` is the same SSIM; the tests hold these functions to it.
 """
 from __future__ import annotations
 
-
 import torch
 from torch.nn import functional as F
 

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from .resize import resize
+from ..resize import resize
 
 REFERENCE_SIZE = 512
 BLUR_SIGMA_RANGE = (0.1, 10.0)  # px at 512
@@ -140,7 +140,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
     parameters (then lq_size is required, since each image draws its own downscale).
     Image b draws its random parameters and its noise from seed + b: deterministic.
     """
-    from .restoration import check_image  # shared input validation
+    from ..method.restoration import check_image  # shared input validation
 
     hq = check_image(hq, "image")
     batch, size = hq.shape[0], tuple(hq.shape[-2:])

@@ -1,7 +1,7 @@
-"""Face detection and FFHQ-style alignment (paste-back: ``lpip_core.paste``).
+"""Face detection and FFHQ-style alignment (paste-back: ``lpip_core.faces.paste``).
 
 dlib finds faces (HOG frontal detector) and five landmarks (``shape_predictor_5_face_landmarks``,
-from the CC0 ``face-recognition-models`` package); the alignment and the crop (``lpip_core.warp``)
+from the CC0 ``face-recognition-models`` package); the alignment and the crop (``lpip_core.faces.warp``)
 are pure torch, so they run on CPU and GPU tensors alike.
 
 Conventions

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from .faces import FaceAlignment, check_image_size, check_images
+from .detect import FaceAlignment, check_image_size, check_images
 from .warp import compose, footprint, invert, rescale_crop_matrix, shift, warp_affine
 
 __all__ = ["COLOR_MATCH_MODES", "paste_faces"]

@@ -30,14 +30,14 @@ from typing import Sequence
 
 import torch
 
-from .checkpoint import load_model
-from .data import list_images, load_faces, read_split
-from .degrade import degrade
-from .files import atomic_output, to_pil
+from ..files import atomic_output, to_pil
+from ..method.checkpoint import load_model
+from ..method.patches import patch_starts
+from ..method.restoration import restore
+from ..resize import resize
+from ..training.data import list_images, load_faces, read_split
+from ..training.degrade import degrade
 from .metrics import psnr, ssim
-from .patches import patch_starts
-from .resize import resize
-from .restoration import restore
 
 TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
 METRICS = ("psnr", "ssim", "id_sim", "seconds")
@@ -114,7 +114,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     scale: must equal the model's scale if given (a checkpoint restores one scale).
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
-    min_face_size, align: as in lpip_core.data.load_faces (default: faces at least hq_size natively).
+    min_face_size, align: as in lpip_core.training.data.load_faces (default: faces at least hq_size natively).
     """
     started = time.perf_counter()
     _check_int("steps", steps, 1, 1000)
@@ -158,7 +158,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     rows = []
     from tqdm import tqdm
 
-    from .identity import id_similarity
+    from ..faces.identity import id_similarity
 
     with tqdm(total=len(names) * len(methods), unit="restoration", disable=not progress, dynamic_ncols=True) as bar:
         for i, name in enumerate(names):
@@ -247,7 +247,7 @@ def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, fac
     args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}", f"steps={steps}",
             f"seed={seed}"] + ([f"scale={scale}"] if scale else []) + (
         [f"holdout={str(holdout)!r}"] if holdout else []) + ([f"faces_limit={faces_limit}"] if faces_limit else [])
-    return f"lpip_core.evaluate.evaluate({', '.join(args)})"
+    return f"lpip_core.evaluation.evaluate.evaluate({', '.join(args)})"
 
 
 def _write_text(path: Path, text: str) -> None:
