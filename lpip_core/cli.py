@@ -12,6 +12,8 @@ import torch
 
 from . import __version__
 from .method.patches import FUSIONS
+from .method.restoration import RECOMMENDED_DENOISE
+from .training.degrade import RESAMPLE_KERNELS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
 
@@ -60,9 +62,10 @@ def cmd_restore(args) -> None:
     bar = tqdm(total=len(images) * args.steps, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, lq in images:
         bar.set_description(path.name)
-        hq = restore(model, lq, steps=args.steps, eta=args.eta, patch=args.patch, stride=args.stride,
-                     fusion=args.fusion, max_batch=args.max_batch, seed=args.seed, whole_image=args.whole_image,
-                     upsampled=args.upsampled, callback=lambda i, n, x0: bar.update(1))
+        hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, patch=args.patch,
+                     stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
+                     whole_image=args.whole_image, upsampled=args.upsampled,
+                     callback=lambda i, n, x0: bar.update(1))
         target = write_image(hq, out_dir / f"{path.stem}.png")
         bar.write(str(target))
     bar.close()
@@ -72,12 +75,13 @@ def cmd_degrade(args) -> None:
     from .files import write_image
     from .training.degrade import DegradeParams, degrade
 
-    manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg))
+    manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg, args.resample))
     out_dir = Path(args.out)
     for i, (path, hq) in enumerate(_read_all(args.inputs)):
         if manual:
             params = DegradeParams(blur_sigma=args.blur or 0.0, downscale=args.downscale or float(args.scale),
-                                   noise_sigma=args.noise or 0.0, jpeg_quality=args.jpeg)
+                                   noise_sigma=args.noise or 0.0, jpeg_quality=args.jpeg,
+                                   resample=args.resample or "bicubic-aa")
             lq_size = None
         else:
             params = None
@@ -143,17 +147,24 @@ def cmd_evaluate(args) -> None:
         if args.threads < 1:
             raise CliError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    evaluate(model_path, args.data, out_dir=args.out, scale=args.scale, holdout=args.holdout, steps=args.steps,
+    protocols = "all" if args.protocol == "all" else [n.strip() for n in args.protocol.split(",") if n.strip()]
+    try:
+        sweep = tuple(float(d) for d in args.denoise_sweep.split(",") if d.strip()) if args.denoise_sweep else ()
+    except ValueError:
+        raise CliError(f"--denoise-sweep {args.denoise_sweep!r}: give comma-separated values in (0, 1]") from None
+    evaluate(model_path, args.data, out_dir=args.out, protocols=protocols, denoise=args.denoise,
+             denoise_sweep=sweep, scale=args.scale, holdout=args.holdout, steps=args.steps,
              seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
              min_face_size=args.min_face_size, align=args.align, max_batch=args.max_batch,
              device=_device(args.device), progress=not args.quiet, command=args.command_line)
-    print(Path(args.out) / "table1.md")
+    print(Path(args.out) / "protocols.md")
     if not args.quiet:
-        print((Path(args.out) / "table1.md").read_text().rsplit("\n\n", 1)[-1], end="")  # the table, no caption
+        print((Path(args.out) / "protocols.md").read_text().rsplit("\n\n", 1)[-1], end="")  # the table, no caption
 
 
 def _train_parser(sub) -> None:
     from .method.unet import PRESETS
+    from .training.data import DEGRADATIONS
     from .training.train import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -171,6 +182,11 @@ def _train_parser(sub) -> None:
                                                  "the time already spent)")
     t.add_argument("--steps", type=int, help="budget: stop after this many steps (with --minutes: whichever first)")
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint, if any")
+    t.add_argument("--init", help="start from this checkpoint's weights (same preset, scale and patch): fine-tuning")
+    t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
+                   help="mix (default): the training mixture of README 'Degradation'; or one of its variants")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="flips only (default: flips, small scale/shift/rotation, colour jitter, random greyscale)")
     t.add_argument("--holdout", help="file of face names never to train on (e.g. models/holdout.txt)")
     t.add_argument("--min-face-size", type=int, help="drop faces smaller than this natively (default hq-size)")
     t.add_argument("--align", action="store_true", help="detect and FFHQ-align the largest face of each image")
@@ -195,16 +211,24 @@ def _train_parser(sub) -> None:
 
 
 def _evaluate_parser(sub) -> None:
-    e = sub.add_parser("evaluate", help="the paper's Tables I-III on held-out faces",
-                       description="Degrade held-out HQ faces (fixed seed), restore them with bicubic, whole-image "
-                                   "diffusion and LPIP-Diff (mean/median/gaussian fusion, several patch sizes), and "
-                                   "write table1.md, table2.md, table3.md, per_face.csv, results.json and grid.png.")
+    from .evaluation.protocols import PROTOCOLS
+
+    e = sub.add_parser("evaluate", help="the paper's Tables I-III on held-out faces, under degradation protocols",
+                       description="Degrade held-out HQ faces by each protocol (fixed seed), restore them with "
+                                   "bicubic, whole-image diffusion and LPIP-Diff (mean/median/gaussian fusion, several "
+                                   "patch sizes, a denoise sweep), and write table1.md, table2.md, table3.md, "
+                                   "protocols.md, denoise.md/.png, per_face.csv, results.json and grid.png.")
     e.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
     e.add_argument("--data", required=True, help="folder of aligned HQ faces")
     e.add_argument("--holdout", help="file listing the faces to evaluate (default: every image of --data)")
     e.add_argument("--scale", type=int, help="must match the model's scale (a check)")
     e.add_argument("-o", "--out", required=True, help="output folder")
+    e.add_argument("--protocol", default="gfpgan512",
+                   help=f"'all' or comma-separated names from {', '.join(PROTOCOLS)} (default gfpgan512)")
     e.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
+    e.add_argument("--denoise", type=float, default=1.0, help="denoise of the diffusion methods (default 1: the paper)")
+    e.add_argument("--denoise-sweep", default="",
+                   help="also run LPIP-Diff (mean) at these comma-separated denoise values, e.g. 0.3,0.5,0.7,1")
     e.add_argument("--seed", type=int, default=0, help="degradation and sampling seed (face b uses seed + b)")
     e.add_argument("--faces", type=int, help="evaluate only the first N faces")
     e.add_argument("--grid-faces", type=int, default=6, help="faces in grid.png (default 6)")
@@ -230,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
     r.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
     r.add_argument("--eta", type=float, default=0.0, help="DDIM eta, 0 = deterministic (default 0)")
+    r.add_argument("--denoise", type=float, default=RECOMMENDED_DENOISE,
+                   help=f"1 = from pure noise (the paper); lower keeps more of the input (default {RECOMMENDED_DENOISE})")
     r.add_argument("--patch", type=int, help="patch size (default: the model's training patch)")
     r.add_argument("--stride", type=int, help="patch stride (default: half the patch)")
     r.add_argument("--fusion", choices=FUSIONS, default="mean", help="how overlapping estimates combine")
@@ -241,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_restore)
 
-    d = sub.add_parser("degrade", help="make LQ faces with the GFPGAN degradation (random unless a knob is set)")
+    d = sub.add_parser("degrade", help="make LQ faces: a draw from the training mixture, or manual if a knob is set")
     d.add_argument("inputs", nargs="+", help="HQ face images")
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--scale", type=int, default=4, help="LQ side = HQ side / scale (default 4)")
@@ -249,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--downscale", type=float, help="manual: downscale factor (default: --scale)")
     d.add_argument("--noise", type=float, help="manual: noise sigma in 0..255 units")
     d.add_argument("--jpeg", type=int, help="manual: JPEG quality 1..100")
+    d.add_argument("--resample", choices=RESAMPLE_KERNELS, help="manual: the downsampling kernel (default bicubic-aa)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--save-upsampled", action="store_true", help="also write the LQ upsampled to the HQ size")
     d.set_defaults(func=cmd_degrade)

@@ -1,9 +1,10 @@
-"""DegradeFace: the paper's training degradation (GFPGAN: blur, downsample, noise, JPEG) as a node."""
+"""DegradeFace: the training degradation (blur, downsample, noise, JPEG at the LQ size) as a node."""
 from __future__ import annotations
 
 from comfy_api.latest import io
 
 from ..lpip_core import DegradeParams, degrade
+from ..lpip_core.training.degrade import RESAMPLE_KERNELS
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 
@@ -22,18 +23,20 @@ class DegradeFace(io.ComfyNode):
             display_name="Degrade Face (LPIP-Diff)",
             category="LPIP-Diff",
             description=(
-                "Makes a low-quality face from a clean one with the degradation LPIP-Diff was trained on "
-                "(GFPGAN: Gaussian blur -> downsample -> Gaussian noise -> JPEG). Use it to make test "
-                "inputs and to check a model on your own faces: degrade a clean aligned face of the "
-                "model's size (64 px for x4), restore the LQ output and compare. random draws the "
-                "training ranges from the seed; manual uses the values below."),
+                "Makes a low-quality face from a clean one with the degradations LPIP-Diff is trained on "
+                "(Gaussian blur -> downsample -> Gaussian noise -> JPEG, the paper's formula). Use it to "
+                "make test inputs and to check a model on your own faces: degrade a clean aligned face of "
+                "the model's size (64 px for x4), restore the LQ output and compare. random draws from the "
+                "training mixture with the seed; manual uses the values below, with noise and JPEG at "
+                "the LQ size."),
             inputs=[
                 io.Image.Input("image", tooltip="Clean (high-quality) faces, e.g. 64x64 aligned crops for an "
                                                 "x4 model."),
                 io.Combo.Input("mode", options=[RANDOM, MANUAL], default=RANDOM,
-                               tooltip="random: blur, internal downsampling (x0.8..x8), noise and JPEG drawn "
-                                       "from the training ranges (blur scaled to the image size), image i "
-                                       "with seed + i. manual: the values below."),
+                               tooltip="random: a draw from the training mixture (half: blur, a random "
+                                       "downsampling kernel, noise and JPEG at the LQ size; a quarter: a "
+                                       "clean downsample; a quarter: GFPGAN's 512 px pipeline), image i with "
+                                       "seed + i. manual: the values below."),
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
                              tooltip="Seed of the random parameters (random mode) and of the noise."),
                 io.Float.Input("blur_sigma", default=1.0, min=0.0, max=50.0, step=0.1,
@@ -43,9 +46,14 @@ class DegradeFace(io.ComfyNode):
                                        "what an x4 model expects). In random mode the degradation's own "
                                        "downsampling is drawn at random and the result resized to this size."),
                 io.Float.Input("noise_sigma", default=5.0, min=0.0, max=255.0, step=0.5,
-                               tooltip="manual: Gaussian noise sigma in 0..255 units (0 = none; training: 0..20)."),
+                               tooltip="manual: Gaussian noise sigma in 0..255 units at the LQ size (0 = none; "
+                                       "training: 1..15)."),
                 io.Int.Input("jpeg_quality", default=80, min=0, max=100,
-                             tooltip="manual: JPEG quality 1..100 (0 = no JPEG; training: 60..100)."),
+                             tooltip="manual: JPEG quality at the LQ size, 1..100 (0 = no JPEG; training: 35..95)."),
+                io.Combo.Input("resample", options=list(RESAMPLE_KERNELS), default="bicubic-aa",
+                               tooltip="manual: the downsampling kernel (-aa: antialiased, as a photo editor "
+                                       "resizes; without: sharper, aliased, as a cheap thumbnail).",
+                               optional=True),
             ],
             outputs=[
                 io.Image.Output(display_name="lq", tooltip="The low-quality faces, input size / downscale: "
@@ -57,19 +65,23 @@ class DegradeFace(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, mode, seed, blur_sigma, downscale, noise_sigma, jpeg_quality) -> io.NodeOutput:
+    def execute(cls, image, mode, seed, blur_sigma, downscale, noise_sigma, jpeg_quality,
+                resample="bicubic-aa") -> io.NodeOutput:
         x = image_to_core(image)
         h, w = x.shape[-2:]
         for name, value, low, high in (("downscale", downscale, 1.0, 16.0), ("blur_sigma", blur_sigma, 0.0, 50.0),
                                        ("noise_sigma", noise_sigma, 0.0, 255.0), ("jpeg_quality", jpeg_quality, 0, 100)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
                 raise ValueError(f"{name} must be a number in {low}..{high}, got {value!r}")
+        if resample not in RESAMPLE_KERNELS:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_KERNELS)}; got {resample!r}")
         size = lq_size(h, w, downscale)
         if mode == RANDOM:
             lq, lq_up = degrade(x, None, seed=seed, lq_size=size)
         elif mode == MANUAL:
             params = DegradeParams(blur_sigma=float(blur_sigma), downscale=float(downscale),
-                                   noise_sigma=float(noise_sigma), jpeg_quality=int(jpeg_quality) or None)
+                                   noise_sigma=float(noise_sigma), jpeg_quality=int(jpeg_quality) or None,
+                                   resample=resample)
             lq, lq_up = degrade(x, params, seed=seed, lq_size=size)
         else:
             raise ValueError(f"mode must be {RANDOM} or {MANUAL}; got {mode!r}")

@@ -127,12 +127,16 @@ class FacePasteBack(io.ComfyNode):
                 io.Combo.Input("color_match", options=list(COLOR_MATCH_MODES), default="none",
                                tooltip="mean_std: give each restored face the per-channel mean and spread of "
                                        "the original crop first (fixes colour or brightness shifts)."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="How much of each restored face to blend in: 1 = the restored face, "
+                                       "0.5 = half restored, half original, 0 = the original image.",
+                               optional=True),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The images with the faces pasted back.")],
         )
 
     @classmethod
-    def execute(cls, image, faces, face_align, feather, color_match) -> io.NodeOutput:
+    def execute(cls, image, faces, face_align, feather, color_match, strength=1.0) -> io.NodeOutput:
         if not isinstance(face_align, FaceAlignBatch):
             raise ValueError(f"face_align must come from a Face Crop & Align node, got {type(face_align).__name__}")
         if color_match not in COLOR_MATCH_MODES:
@@ -152,5 +156,6 @@ class FacePasteBack(io.ComfyNode):
                              "connect the restored crops of the same Face Crop & Align")
         if f.shape[-1] != f.shape[-2]:
             raise ValueError(f"faces must be square crops, got {f.shape[-1]}x{f.shape[-2]} px")
-        out = paste_faces(x, f, list(face_align.faces), feather=feather, color_match=color_match)
+        out = paste_faces(x, f, list(face_align.faces), feather=feather, color_match=color_match,
+                          strength=strength)
         return io.NodeOutput(core_to_image(out, output_device(), output_dtype()))

@@ -12,6 +12,7 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import to_pil
 from ..lpip_core.method.patches import FUSIONS
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
@@ -106,6 +107,12 @@ class PatchFusedSampler(io.ComfyNode):
                                tooltip="low_resolution: the image is upscaled by the model's scale (16 px in, "
                                        "64 px out for x4). already_upscaled: the image is already at the "
                                        "output size (e.g. from another upscaler); it is restored in place."),
+                io.Float.Input("denoise", default=RECOMMENDED_DENOISE, min=0.0, max=1.0, step=0.05,
+                               tooltip="As in KSampler: 1.0 starts from pure noise (the paper); lower values "
+                                       "start from the upscaled input noised to that level and keep more "
+                                       "of it (more faithful, less invented detail); 0 returns the upscaled "
+                                       "input. The number of steps run stays `steps`.",
+                               optional=True),
             ],
             outputs=[io.Image.Output(display_name="image",
                                      tooltip="The restored faces, one per input image.")],
@@ -113,7 +120,7 @@ class PatchFusedSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
-                input_is=LOW_RES) -> io.NodeOutput:
+                input_is=LOW_RES, denoise=RECOMMENDED_DENOISE) -> io.NodeOutput:
         if not isinstance(model, LPIPModelHandle):
             raise ValueError(f"model must come from a Load LPIP-Diff Model node, got {type(model).__name__}")
         if fusion not in FUSIONS:
@@ -145,7 +152,7 @@ class PatchFusedSampler(io.ComfyNode):
                 try:
                     return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
                                    fusion=fusion, max_batch=chunk, seed=seed + i, callback=on_step,
-                                   cancel=mm.processing_interrupted, upsampled=upsampled)
+                                   cancel=mm.processing_interrupted, upsampled=upsampled, denoise=denoise)
                 except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
                     mm.throw_exception_if_processing_interrupted()
                     raise mm.InterruptProcessingException() from None

@@ -179,15 +179,17 @@ def test_evaluate_writes_the_tables(model_path, hq_folder, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["evaluate", "--model", str(model_path), "--data", str(hq_folder), "--out", str(out), "--scale", "4",
             "--steps", "1", "--faces", "2", "--table2", "0.5,2", "--grid-faces", "2", "--threads", "1",
-            "--device", "cpu"]
+            "--device", "cpu", "--protocol", "clean,unseen"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0] == str(out / "table1.md") and "| Bicubic upsampling |" in printed
-    assert files_in(out) == ["grid.png", "per_face.csv", "results.json", "table1.md", "table2.md", "table3.md"]
+    assert printed.splitlines()[0] == str(out / "protocols.md") and "| `clean` |" in printed and "| `unseen` |" in printed
+    assert files_in(out) == ["grid.png", "per_face.csv", "protocols.md", "results.json", "table1.md", "table2.md",
+                             "table3.md"]
     results = json.loads((out / "results.json").read_text())
     assert results["command"].startswith("lpip-diff evaluate --model ") and "--faces 2" in results["command"]
     assert results["faces"]["count"] == 2 and len(results["tables"]["table2"]) == 2
-    assert len((out / "per_face.csv").read_text().splitlines()) == 1 + 2 * 7  # 5 + 2 Table II patches (8, 32)
+    # clean: 5 + 2 Table II patches (8, 32); unseen: Table I's 5
+    assert len((out / "per_face.csv").read_text().splitlines()) == 1 + 2 * 7 + 2 * 5
 
 
 def test_evaluate_bad_input_exits_2(model_path, hq_folder, tmp_path, capsys):
@@ -199,4 +201,10 @@ def test_evaluate_bad_input_exits_2(model_path, hq_folder, tmp_path, capsys):
     one_line_error(capsys, "--table2")
     assert main([*base, "--holdout", str(tmp_path / "none.txt")]) == 2
     one_line_error(capsys, "--holdout")
+    assert main([*base, "--protocol", "blurry"]) == 2
+    one_line_error(capsys, "protocol must be 'all' or one of clean")
+    assert main([*base, "--denoise-sweep", "0.5,x"]) == 2
+    one_line_error(capsys, "--denoise-sweep")
+    assert main([*base, "--denoise", "0"]) == 2
+    one_line_error(capsys, "denoise must be in (0, 1]")
     assert not out.exists()

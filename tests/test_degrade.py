@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lpip_core import DegradeParams, degrade, psnr, random_params
-from lpip_core.training.degrade import BLUR_SIGMA_RANGE, blur_kernel
+from lpip_core.resize import resize
+from lpip_core.training.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
 
 
 def high_frequency_energy(x):
@@ -37,8 +38,8 @@ def test_manual_parameters_give_the_lq_size_from_downscale(hopper):
 def test_the_intermediate_image_has_the_size_it_has_in_the_512_px_pipeline(hopper):
     # r = 4 at 512 px means a 128 px intermediate face, whatever the HQ size: for a 128 px face,
     # downscale 1 (noise and JPEG at 128 px); for a 64 px face, 0.5 (enlarged to 128 px first).
-    p128 = random_params(random.Random(1), 128)
-    p64 = random_params(random.Random(1), 64)
+    p128 = random_params(random.Random(1), 128, variant="gfpgan512")
+    p64 = random_params(random.Random(1), 64, variant="gfpgan512")
     assert p64.downscale == pytest.approx(p128.downscale / 2)
     big, _ = degrade(hopper, DegradeParams(downscale=0.5))
     assert big.shape == (1, 3, 256, 256)
@@ -87,7 +88,7 @@ def test_blur_kernel_is_normalised_and_anisotropic_when_asked():
 
 def test_random_params_follow_gfpgan_ranges_scaled_to_the_face_size():
     rng = random.Random(0)
-    draws = [random_params(rng, 128) for _ in range(300)]
+    draws = [random_params(rng, 128, variant="gfpgan512") for _ in range(300)]
     low, high = (s * 128 / 512 for s in BLUR_SIGMA_RANGE)
     assert all(low <= p.blur_sigma <= high for p in draws)
     assert all(0.8 * 0.25 <= p.downscale <= 8 * 0.25 for p in draws)  # to GFPGAN's 512 / r px
@@ -121,3 +122,67 @@ def test_tiny_images_and_empty_batches(hopper):
     assert lq.shape == (1, 3, 2, 2) and up.shape == (1, 3, 5, 5)
     lq, up = degrade(torch.rand(0, 3, 64, 64), DegradeParams(downscale=4))
     assert lq.shape == (0, 3, 16, 16) and up.shape == (0, 3, 64, 64)
+
+
+# --- the training mixture: the paper's order at the LQ size ---
+
+def test_noise_acts_at_the_lq_size(hopper):
+    """y = [(x * k) down_r + n]_JPEG: the noise is added after the downsample, so its full strength
+    is in the LQ pixels (measured against the same degradation without noise)."""
+    hq = resize(hopper, (64, 64))
+    params = dict(blur_sigma=2.0, downscale=4, resample="bilinear-aa")
+    noisy, _ = degrade(hq, DegradeParams(noise_sigma=12, **params), seed=1)
+    clean, _ = degrade(hq, DegradeParams(noise_sigma=0, **params), seed=1)
+    assert noisy.shape == (1, 3, 16, 16)
+    residual = (noisy - clean) * 255
+    assert 10.5 < residual.std().item() < 13.5  # sigma 12 (a little lost to clipping), not averaged away
+    grey, _ = degrade(hq, DegradeParams(noise_sigma=12, grey_noise=True, **params), seed=1)
+    g = grey - clean
+    assert torch.allclose(g[:, 0], g[:, 1], atol=2 / 255) and torch.allclose(g[:, 1], g[:, 2], atol=2 / 255)
+
+
+def test_gfpgan512_noise_mostly_averages_away_at_the_lq_size(hopper):
+    """The first models' degradation: noise on the larger intermediate image, shrunk afterwards."""
+    hq = resize(hopper, (64, 64))
+    params = dict(downscale=0.5, resample="bilinear")  # a 128 px intermediate, as r = 4 at 512 px
+    noisy, _ = degrade(hq, DegradeParams(noise_sigma=12, **params), seed=1, lq_size=(16, 16))
+    clean, _ = degrade(hq, DegradeParams(noise_sigma=0, **params), seed=1, lq_size=(16, 16))
+    assert ((noisy - clean) * 255).std().item() < 3
+
+
+@pytest.mark.parametrize("kernel", RESAMPLE_KERNELS)
+def test_each_resampling_kernel_lands_at_the_lq_size(hopper, kernel):
+    lq, _ = degrade(resize(hopper, (64, 64)), DegradeParams(downscale=4, resample=kernel))
+    assert lq.shape == (1, 3, 16, 16) and 0 <= lq.min() and lq.max() <= 1
+
+
+def test_kernels_differ_and_antialiasing_smooths(hopper):
+    hq = resize(hopper, (64, 64))
+    out = {k: degrade(hq, DegradeParams(downscale=4, resample=k))[0] for k in RESAMPLE_KERNELS}
+    assert len({tuple(v.flatten().tolist()) for v in out.values()}) == len(RESAMPLE_KERNELS)
+    assert high_frequency_energy(out["bicubic-aa"]) < high_frequency_energy(out["bicubic"])
+    assert high_frequency_energy(out["bilinear-aa"]) < high_frequency_energy(out["bilinear"])
+
+
+def test_the_mixture_draws_each_variant_in_its_share():
+    rng = random.Random(0)
+    draws = [random_params(rng, 64, 16) for _ in range(2000)]
+    gfpgan = [p for p in draws if p.resample == "bilinear" and p.downscale != 4]
+    at_lq = [p for p in draws if p.downscale == 4]
+    clean = [p for p in at_lq if p.noise_sigma == 0 and p.jpeg_quality is None and p.blur_sigma == 0]
+    assert 0.22 < len(gfpgan) / 2000 < 0.28 and len(at_lq) + len(gfpgan) == 2000
+    assert 0.25 < len(clean) / 2000 < 0.31  # the clean variant, plus lq-scale draws with nothing added
+    lq_scale = [p for p in at_lq if p not in clean]
+    assert {p.resample for p in lq_scale} == set(RESAMPLE_KERNELS)
+    assert all(1 <= p.noise_sigma <= 15 for p in lq_scale if p.noise_sigma)
+    assert all(35 <= p.jpeg_quality <= 95 for p in lq_scale if p.jpeg_quality)
+    assert all(p.blur_sigma <= 0.9 * 4 for p in lq_scale)  # sigma <= 0.9 LQ px, on the 64 px face
+
+
+def test_variants_can_be_drawn_alone_and_unknown_ones_are_refused():
+    p = random_params(random.Random(3), 128, 16, variant="clean")
+    assert p.downscale == 8 and p.noise_sigma == 0 and p.jpeg_quality is None
+    with pytest.raises(ValueError, match="variant must be one of"):
+        random_params(random.Random(3), 128, 16, variant="blurry")
+    with pytest.raises(ValueError, match="resample must be one of"):
+        DegradeParams(resample="lanczos")

@@ -5,6 +5,7 @@ complete and consistent with the metrics computed independently.
 """
 import csv
 import json
+import random
 import shutil
 
 import numpy as np
@@ -50,20 +51,21 @@ def read_rows(out):
 
 def test_every_output_is_written(run):
     out, results = run
-    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "per_face.csv", "results.json", "table1.md",
-                                                      "table2.md", "table3.md"]  # and no temporary files
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "per_face.csv", "protocols.md", "results.json",
+                                                      "table1.md", "table2.md", "table3.md"]  # no temporary files
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
 
 
 def test_plan_runs_each_setting_once():
-    methods, table1, table2, table3 = plan_methods(16, 8, 4)
+    methods, table1, table2, table3, sweep = plan_methods(16, 8, 4)
     assert [m.key for m in methods] == ["bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian",
                                         "lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean-p32-s16"]
     assert [r["method"] for r in table2] == ["lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean", "lpip-mean-p32-s16"]
     assert table3 == ["lpip-mean", "lpip-median"] == table1[2:4]
-    _, _, table2, _ = plan_methods(32, 16, 8)  # the x8 UNet: patch 8 runs, and so does every other
+    assert sweep == []
+    _, _, table2, _, _ = plan_methods(32, 16, 8)  # the x8 UNet: patch 8 runs, and so does every other
     assert all(r["method"] for r in table2)
-    _, _, table2, _ = plan_methods(12, 6, 8)
+    _, _, table2, _, _ = plan_methods(12, 6, 8)
     assert [r["method"] is None for r in table2] == [True, True, True, False]
     assert "not a multiple of 8" in table2[0]["note"]
 
@@ -75,9 +77,9 @@ def test_csv_has_one_row_per_face_and_method(run):
     assert {(r["face"], r["method"]) for r in rows} == {(f"{f}_aligned_128.png", m) for f in FACES for m in METHODS}
     for r in rows:
         assert 0 < float(r["psnr"]) < 100 and -1 <= float(r["ssim"]) <= 1 and -1 <= float(r["id_sim"]) <= 1
-        assert float(r["seconds"]) >= 0
+        assert float(r["seconds"]) >= 0 and r["top1"] in ("0", "1") and r["protocol"] == "gfpgan512"
     # results.json's means are the CSV's means
-    for key, summary in results["methods"].items():
+    for key, summary in results["protocols"]["gfpgan512"]["methods"].items():
         mine = [float(r["psnr"]) for r in rows if r["method"] == key]
         assert summary["psnr"]["mean"] == pytest.approx(sum(mine) / len(mine), abs=1e-3)
     # the methods really differ
@@ -89,7 +91,8 @@ def test_bicubic_scores_match_an_independent_computation(run):
     out, _ = run
     hq = torch.cat([(resize(read_image(FIXTURES / f"{f}_aligned_128.png"), (64, 64)) * 255).round() / 255
                     for f in FACES])
-    lq, _ = lpip_core.degrade(hq, None, seed=0, lq_size=(16, 16))  # face b uses seed 0 + b
+    params = [lpip_core.random_params(random.Random(b), 64, 16, variant="gfpgan512") for b in range(3)]
+    lq, _ = lpip_core.degrade(hq, params, seed=0, lq_size=(16, 16))  # face b uses seed 0 + b
     up = (resize((lq * 255).round() / 255, (64, 64)) * 255).round() / 255
     expected_psnr, expected_ssim = lpip_core.psnr(up, hq), lpip_core.ssim(up, hq)
     rows = {r["face"]: r for r in read_rows(out) if r["method"] == "bicubic"}
@@ -109,12 +112,13 @@ def test_tables_hold_the_paper_rows(run):
         "| Bicubic upsampling", "| Whole-image diffusion (SR3 baseline, same model)",
         "| LPIP-Diff, mean fusion (patch 12, stride 6)", "| LPIP-Diff, median fusion (patch 12, stride 6)",
         "| LPIP-Diff, gaussian fusion (patch 12, stride 6)"]
-    psnr_bicubic = results["methods"]["bicubic"]["psnr"]
+    methods = results["protocols"]["gfpgan512"]["methods"]
+    psnr_bicubic = methods["bicubic"]["psnr"]
     assert f"{psnr_bicubic['mean']:.2f} ± {psnr_bicubic['std']:.2f}" in t1[0]
     t2 = table_rows(out / "table2.md")
     assert [r.split(" | ")[0] for r in t2] == ["| 3 (m × 0.25)", "| 6 (m × 0.5)", "| 12 (m × 1)", "| 24 (m × 2)"]
     assert "not run: patch 3 is not a multiple of 2" in t2[0]
-    mean = results["methods"]["lpip-mean"]["ssim"]
+    mean = methods["lpip-mean"]["ssim"]
     assert f"{mean['mean']:.4f}" in t2[2] and f"{mean['mean']:.4f}" in t1[2]  # Table I's row, reused
     t3 = table_rows(out / "table3.md")
     assert [r.split(" | ")[0] for r in t3] == ["| mean (patch 12, stride 6)", "| median (patch 12, stride 6)"]
@@ -131,7 +135,7 @@ def test_results_json_records_command_machine_and_faces(run):
     assert results["machine"]["date"][:2] == "20" and results["wall_seconds"] > 0
     assert results["faces"]["names"] == [f"{f}_aligned_128.png" for f in FACES]
     assert results["settings"]["steps"] == 2 and results["model"]["config"]["patch"] == 12
-    assert set(results["methods"]) == METHODS
+    assert set(results["protocols"]["gfpgan512"]["methods"]) == METHODS
 
 
 def test_grid_shows_the_five_columns(run):
@@ -163,3 +167,35 @@ def test_holdout_selects_faces_and_bad_arguments_are_named(setup, tmp_path):
     with pytest.raises(ValueError, match="steps"):
         evaluate(model_path, data, out_dir=tmp_path / "x", steps=0, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_protocols_sweep_and_retrieval(setup, tmp_path):
+    """Two protocols and a denoise sweep: one Table I section and one protocols.md row per protocol,
+    the sweep's rows and plot, and retrieval top-1 consistent with the per-face rows."""
+    root, data, model_path = setup
+    out = tmp_path / "p"
+    results = evaluate(model_path, data, out_dir=out, protocols=["clean", "unseen"], denoise_sweep=(0.5, 1.0),
+                       steps=1, patch_factors=(), grid_faces=0, progress=False)
+    assert list(results["protocols"]) == ["clean", "unseen"]
+    assert results["tables"]["sweep"] == ["lpip-mean-d0.5", "lpip-mean"]  # 1.0 is Table I's own row
+    rows = read_rows(out)
+    assert {r["protocol"] for r in rows} == {"clean", "unseen"}
+    assert len(rows) == 2 * len(FACES) * 6  # bicubic, whole-image, 3 fusions, denoise 0.5
+    for protocol, entry in results["protocols"].items():
+        for key, summary in entry["methods"].items():
+            mine = [float(r["top1"]) for r in rows if r["protocol"] == protocol and r["method"] == key]
+            assert summary["top1"]["mean"] == pytest.approx(sum(mine) / len(mine))
+    table = [line for line in (out / "protocols.md").read_text().splitlines() if line.startswith("| `")]
+    assert [line.split(" | ")[0] for line in table] == ["| `clean`", "| `unseen`"]
+    assert (out / "table1.md").read_text().count("## Protocol `") == 2
+    assert "| 0.5 |" in (out / "denoise.md").read_text() and (out / "denoise.png").stat().st_size > 1000
+    # the two protocols really degrade differently, and a bicubic row under `clean` is its own computation
+    bicubic = {(r["protocol"], r["face"]): float(r["psnr"]) for r in rows if r["method"] == "bicubic"}
+    assert bicubic[("clean", "hopper_aligned_128.png")] != bicubic[("unseen", "hopper_aligned_128.png")]
+    hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
+    up = (resize((resize(hq, (16, 16)) * 255).round() / 255, (64, 64)) * 255).round() / 255
+    assert bicubic[("clean", "hopper_aligned_128.png")] == pytest.approx(lpip_core.psnr(up, hq).item(), abs=1e-3)
+    with pytest.raises(ValueError, match="protocol must be 'all' or one of clean"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", protocols=["blurry"], progress=False)
+    with pytest.raises(ValueError, match="denoise_sweep must be in"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", denoise_sweep=(0,), progress=False)

@@ -273,3 +273,20 @@ def test_bad_inputs_raise_value_error_naming_the_argument(obama, case):
     call, name = _bad_calls(img, crops, als)[case]
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_paste_strength_blends_between_the_original_and_the_restored_face(hopper):
+    """strength scales the paste mask: 0 changes nothing, 1 is a full paste, 0.5 is the midpoint."""
+    from lpip_core.faces.detect import align_faces
+    from lpip_core.faces.paste import paste_faces
+
+    crops, found = align_faces(hopper, face_size=32)
+    restored = 1 - crops  # anything visibly different
+    full = paste_faces(hopper, restored, found, strength=1.0)
+    none = paste_faces(hopper, restored, found, strength=0.0)
+    half = paste_faces(hopper, restored, found, strength=0.5)
+    assert torch.equal(none, hopper) and not torch.equal(full, hopper)
+    torch.testing.assert_close(half, (full + hopper) / 2, rtol=0, atol=1e-5)
+    for bad in (-0.1, 1.1, float("nan"), True):
+        with pytest.raises(ValueError, match="strength must be a number in"):
+            paste_faces(hopper, restored, found, strength=bad)

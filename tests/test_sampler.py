@@ -6,9 +6,10 @@ from torch import nn
 import lpip_core
 from lpip_core import SamplingCancelled, restore
 from lpip_core.method.patches import patch_grid
-from lpip_core.method.restoration import auto_max_batch
+from lpip_core.method.restoration import auto_max_batch, denoised_timesteps
 from lpip_core.method.sampler import FusedEps, sample_ddim
 from lpip_core.method.schedule import NoiseSchedule
+from lpip_core.resize import resize
 
 
 class Pointwise(nn.Module):
@@ -147,3 +148,68 @@ def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
     assert auto_max_batch(torch.device("meta"), (32, 32)) == 64
     assert auto_max_batch(cpu, (32, 32), 8) == 8 and auto_max_batch(cpu, (32, 32), 64) == 16  # a bound
     assert auto_max_batch(torch.device("meta"), (32, 32), 256) == 256
+
+
+# --- denoise (KSampler's meaning) ---
+
+class RecordingEps:
+    """A pointwise toy model: eps = 0.1 * x_t + lq (no mixing between pixels, so a patch grid
+    changes nothing); records every x_t it sees."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, x, lq, t):
+        self.seen.append((x.clone(), t.clone()))
+        return 0.1 * x + lq
+
+
+def _restore_toy(lq, **kw):
+    model = RecordingEps()
+    out = restore(model, lq, scale=2, patch=8, steps=5, seed=3, **kw)
+    return out, model
+
+
+def test_denoise_one_is_the_unchanged_sampler_bit_for_bit():
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    default, _ = _restore_toy(lq)
+    explicit, _ = _restore_toy(lq, denoise=1.0)
+    assert torch.equal(default, explicit)
+
+
+def test_denoise_below_one_starts_from_the_noised_lq_and_runs_steps_steps():
+    schedule = NoiseSchedule()
+    lq = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    out, model = _restore_toy(lq, denoise=0.4)
+    kept = denoised_timesteps(schedule, 5, 0.4, "trailing")
+    assert kept == schedule.ddim_timesteps(12, "trailing")[-5:]  # KSampler: last 5 of int(5 / 0.4) = 12
+    first_t = {int(t[0]) for x, t in model.seen[:1]}
+    assert first_t == {kept[0]} and len({float(t[0]) for _, t in model.seen}) == 5  # 5 steps, same UNet calls
+    abar = schedule.alphas_cumprod[kept[0]].item()
+    noise = torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(3))
+    expected = abar ** 0.5 * (resize(lq, (16, 16)) * 2 - 1) + (1 - abar) ** 0.5 * noise
+    first_x = model.seen[0][0]  # the patches of the first call tile the 16 px canvas (patch 8, stride 4)
+    torch.testing.assert_close(first_x[0], expected[0, :, :8, :8], rtol=0, atol=1e-6)
+    assert out.shape == (1, 3, 16, 16)
+
+
+def test_denoise_zero_returns_the_upsampled_lq_and_bad_values_are_refused():
+    lq = torch.rand(1, 3, 8, 8)
+    out, model = _restore_toy(lq, denoise=0.0)
+    assert torch.equal(out, resize(lq, (16, 16))) and not model.seen
+    for bad in (-0.1, 1.5, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="denoise must be a number in 0..1"):
+            restore(RecordingEps(), lq, scale=2, patch=8, denoise=bad)
+
+
+def test_lower_denoise_stays_closer_to_the_lq():
+    """With a real (tiny, untrained) UNet the result drifts from the upsampled LQ less the lower
+    the denoise: the fidelity control works in the direction its name says."""
+    from lpip_core import PRESETS, LPIPModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = LPIPModel(ModelConfig(unet=PRESETS["tiny"], scale=2, hq_size=16, patch=8, stride=4)).eval()
+    lq = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    up = resize(lq, (16, 16))
+    drift = [(restore(model, lq, steps=4, denoise=d) - up).abs().mean().item() for d in (0.1, 0.4, 1.0)]
+    assert drift[0] < drift[1] < drift[2], drift

@@ -165,3 +165,27 @@ def test_bad_training_settings_name_the_setting(field, value, tmp_path):
 def test_a_budget_is_required(tmp_path):
     with pytest.raises(ValueError, match="budget"):
         TrainConfig(data=str(tmp_path), out=str(tmp_path / "x.safetensors"))
+
+
+def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(three_faces, tmp_path):
+    first = train(tiny_cfg(three_faces, tmp_path / "first.safetensors", steps=3), progress=False)
+    # zero steps of learning: a learning rate too small to move a float32 weight shows what init loaded
+    tuned = train(tiny_cfg(three_faces, tmp_path / "tuned.safetensors", steps=1, lr=1e-30, init=str(first)),
+                  progress=False)
+    for k, v in weights(first).items():
+        assert torch.allclose(weights(tuned)[k], v, atol=1e-6), k
+    assert read_config(tuned).training["init"] == "first.safetensors"
+    with pytest.raises(ValueError, match="init: .* another patch"):
+        train(tiny_cfg(three_faces, tmp_path / "other.safetensors", steps=1, patch=16, init=str(first)),
+              progress=False)
+    with pytest.raises(ValueError, match="init checkpoint not found"):
+        tiny_cfg(three_faces, tmp_path / "x.safetensors", steps=1, init=str(tmp_path / "missing.safetensors"))
+
+
+def test_degradation_and_augmentation_are_recorded_and_checked(three_faces, tmp_path):
+    out = train(tiny_cfg(three_faces, tmp_path / "g.safetensors", steps=1, degradation="gfpgan512", augment=False),
+                progress=False)
+    summary = read_config(out).training
+    assert summary["degradation"] == "gfpgan512" and summary["augmentation"] == "flips only"
+    with pytest.raises(ValueError, match="degradation must be one of"):
+        tiny_cfg(three_faces, tmp_path / "x.safetensors", steps=1, degradation="heavy")

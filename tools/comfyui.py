@@ -391,7 +391,10 @@ class ComfyServer:
         if r.status_code == 400:
             raise PromptRejected(r.json())
         r.raise_for_status()
-        return r.json()["prompt_id"]
+        answer = r.json()
+        if answer.get("node_errors"):  # some outputs failed validation; ComfyUI would run only the others
+            raise PromptRejected({"error": {"message": "some outputs failed validation"}, **answer})
+        return answer["prompt_id"]
 
     def history(self, prompt_id: str) -> dict | None:
         return self._get(f"/history/{prompt_id}").json().get(prompt_id)
@@ -573,9 +576,9 @@ _UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image
 MODE_MUTED, MODE_BYPASS = 2, 4
 
 
-def widget_slots(node_info: dict) -> list[tuple[str, bool, bool]]:
-    """(input name, has a control_after_generate widget, has an upload widget) for each widget
-    input of a node, in the order the frontend stores them in ``widgets_values``."""
+def widget_slots(node_info: dict) -> list[tuple[str, bool, bool, bool]]:
+    """(input name, has a control_after_generate widget, has an upload widget, is optional) for
+    each widget input of a node, in the order the frontend stores them in ``widgets_values``."""
     slots = []
     order = node_info.get("input_order", {})
     for cat in ("required", "optional"):
@@ -587,7 +590,7 @@ def widget_slots(node_info: dict) -> list[tuple[str, bool, bool]]:
             # frontend useIntWidget: control_after_generate ?? name in (seed, noise_seed)
             control = opts.get("control_after_generate",
                                typ == "INT" and name in ("seed", "noise_seed"))
-            slots.append((name, bool(control), any(opts.get(k) for k in _UPLOAD_FLAGS)))
+            slots.append((name, bool(control), any(opts.get(k) for k in _UPLOAD_FLAGS), cat == "optional"))
     return slots
 
 
@@ -644,7 +647,9 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             raise ComfyError(f"node {nid} ({ntype}): dict widgets_values are not supported")
         inputs: dict[str, Any] = {}
         i = 0
-        for name, control, upload in widget_slots(info):
+        for name, control, upload, optional in widget_slots(info):
+            if i >= len(values) and optional:  # saved before the input existed: the frontend's default applies
+                break
             if i >= len(values):
                 raise ComfyError(f"node {nid} ({ntype}): no widgets_values entry for {name!r} "
                                  f"(has {len(values)}: {values})")

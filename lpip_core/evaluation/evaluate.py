@@ -1,17 +1,20 @@
-"""The paper's evaluation (LPIP-Diff Tables I-III) of one checkpoint on held-out faces.
+"""The paper's evaluation (LPIP-Diff Tables I-III) of one checkpoint on held-out faces, under
+one or more degradation protocols (`protocols`), with an identity-retrieval score and a denoise sweep.
 
-Held-out HQ faces are resized (antialiased) to the model's hq_size, degraded with the GFPGAN
-degradation at a fixed seed (face b uses seed + b, as `degrade` does for a batch) and restored by
-every method; PSNR / SSIM (BasicSR conventions: RGB, crop_border 0) and ID Sim (dlib) compare each
-result with its ground truth. LQ faces and results are rounded to 8 bits first, as the saved files
-of `lpip-diff degrade` / `restore` would be (BasicSR scores 8-bit images too).
+Held-out HQ faces are resized (antialiased) to the model's hq_size and degraded by each protocol
+at a fixed seed (face b uses seed + b); LQ faces and results are rounded to 8 bits, as saved files
+would be (BasicSR scores 8-bit images too). Every method restores every face; PSNR / SSIM (BasicSR
+conventions: RGB, crop_border 0) and ID Sim (dlib) compare each result with its ground truth, and
+retrieval top-1 asks whether the result's nearest ground truth (dlib embeddings, over all
+evaluated faces) is its own: dlib's ID Sim is compressed (about 0.8 for strangers), retrieval is not.
 
-Methods, each timed per face: bicubic upsampling of the LQ face; whole-image diffusion (the same
-model, one patch = the image: the SR3 baseline); LPIP-Diff with mean, median and Gaussian fusion at
-the model's patch and stride (Table I); LPIP-Diff (mean) at patches m/4, m/2, m, 2m with stride half
-the patch (Table II); mean vs median (Table III). A setting shared by two tables is run once.
-Outputs (each written atomically): table1.md, table2.md, table3.md, per_face.csv, results.json
-and grid.png.
+Methods, each timed per face: bicubic upsampling; whole-image diffusion (the same model, one patch
+= the image: the SR3 baseline); LPIP-Diff with mean, median and Gaussian fusion at the model's
+patch and stride (Table I, every protocol); LPIP-Diff (mean) at patches m/4, m/2, m, 2m (Table II,
+first protocol only); mean vs median (Table III); LPIP-Diff (mean) at each denoise of the sweep.
+A setting shared by two tables is run once. Outputs (each written atomically): table1.md,
+table2.md, table3.md, protocols.md, denoise.md + denoise.png (with a sweep), per_face.csv,
+results.json and grid.png (first protocol).
 """
 from __future__ import annotations
 
@@ -36,11 +39,12 @@ from ..method.patches import patch_starts
 from ..method.restoration import restore
 from ..resize import resize
 from ..training.data import list_images, load_faces, read_split
-from ..training.degrade import degrade
 from .metrics import psnr, ssim
+from .protocols import PROTOCOLS, check_protocols, make_lq
 
 TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
-METRICS = ("psnr", "ssim", "id_sim", "seconds")
+DENOISE_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+METRICS = ("psnr", "ssim", "id_sim", "top1", "seconds")
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,13 @@ class Method:
     patch: int | None = None
     stride: int | None = None
     fusion: str = "mean"
+    denoise: float = 1.0
 
     @property
     def setting(self) -> tuple:
-        return (self.kind, self.patch, self.stride, self.fusion if self.kind == "patch" else None)
+        diffusion = self.kind != "bicubic"
+        return (self.kind, self.patch, self.stride, self.fusion if self.kind == "patch" else None,
+                self.denoise if diffusion else None)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -66,25 +73,36 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return value
 
 
-def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS):
-    """The methods to run and the rows of the three tables.
+def _check_denoise(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1] (1 = from pure noise), got {value!r}")
+    return float(value)
 
-    Returns (methods, table1 keys, table2 rows, table3 keys). A Table II row is a dict with patch,
-    stride and either the key of the method that gives it or a note why it was not run (a patch the
-    UNet cannot take: not a positive multiple of its down-sampling factor).
+
+def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS,
+                 denoise: float = 1.0, denoise_sweep: Sequence[float] = ()):
+    """The methods to run and the rows of the tables.
+
+    Returns (methods, table1 keys, table2 rows, table3 keys, sweep keys). A Table II row is a dict
+    with patch, stride and either the key of the method that gives it or a note why it was not run
+    (a patch the UNet cannot take: not a positive multiple of its down-sampling factor).
     """
     methods: dict[tuple, Method] = {}
 
     def add(method: Method) -> str:
         return methods.setdefault(method.setting, method).key
 
+    at = "" if denoise == 1 else f", denoise {denoise:g}"
+    suffix = "" if denoise == 1 else f"-d{denoise:g}"
     table1 = [
         add(Method("bicubic", "Bicubic upsampling", "bicubic")),
-        add(Method("whole-image", "Whole-image diffusion (SR3 baseline, same model)", "whole")),
+        add(Method(f"whole-image{suffix}", f"Whole-image diffusion (SR3 baseline, same model{at})", "whole",
+                   denoise=denoise)),
     ]
     for fusion in ("mean", "median", "gaussian"):
-        table1.append(add(Method(f"lpip-{fusion}", f"LPIP-Diff, {fusion} fusion (patch {patch}, stride {stride})",
-                                 "patch", patch, stride, fusion)))
+        table1.append(add(Method(f"lpip-{fusion}{suffix}",
+                                 f"LPIP-Diff, {fusion} fusion (patch {patch}, stride {stride}{at})",
+                                 "patch", patch, stride, fusion, denoise)))
     table2 = []
     for f in patch_factors:
         if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
@@ -95,31 +113,42 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
         if p < factor or p % factor:
             row["note"] = f"not run: patch {p} is not a multiple of {factor} (the UNet's down-sampling)"
         else:
-            row["method"] = add(Method(f"lpip-mean-p{p}-s{s}", f"LPIP-Diff, mean fusion (patch {p}, stride {s})",
-                                       "patch", p, s, "mean"))
+            row["method"] = add(Method(f"lpip-mean-p{p}-s{s}{suffix}",
+                                       f"LPIP-Diff, mean fusion (patch {p}, stride {s}{at})",
+                                       "patch", p, s, "mean", denoise))
         table2.append(row)
     table3 = [table1[2], table1[3]]  # mean vs median at the model's patch: Table I's rows
-    return list(methods.values()), table1, table2, table3
+    sweep = [add(Method(f"lpip-mean-d{d:g}", f"LPIP-Diff, mean fusion, denoise {d:g}", "patch", patch, stride,
+                        "mean", d)) for d in denoise_sweep]
+    return list(methods.values()), table1, table2, table3, sweep
 
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
-             scale: int | None = None, holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
+             protocols: Sequence[str] | str = ("gfpgan512",), denoise: float = 1.0,
+             denoise_sweep: Sequence[float] = (), scale: int | None = None,
+             holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
              min_face_size: int | None = None, align: bool = False, max_batch: int | None = None,
              device: str | torch.device = "cpu", progress: bool = True, command: str | None = None) -> dict:
-    """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) and
-    write the tables, per-face CSV, results JSON and comparison grid to `out_dir`. Returns the
-    results dict that results.json holds.
+    """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) under
+    each protocol, and write the tables, per-face CSV, results JSON and comparison grid to `out_dir`.
+    Returns the results dict that results.json holds.
 
+    protocols: names from `protocols.PROTOCOLS`, or "all". Table II runs under the first only.
+    denoise: the denoise of every diffusion method of Tables I-III (1 = the paper).
+    denoise_sweep: extra LPIP-Diff (mean) runs at these denoise values, under every protocol.
     scale: must equal the model's scale if given (a checkpoint restores one scale).
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
     min_face_size, align: as in lpip_core.training.data.load_faces (default: faces at least hq_size natively).
     """
     started = time.perf_counter()
+    protocols = check_protocols(protocols)
     _check_int("steps", steps, 1, 1000)
     _check_int("seed", seed, 0)
     _check_int("grid_faces", grid_faces, 0, 64)
+    denoise = _check_denoise("denoise", denoise)
+    denoise_sweep = tuple(_check_denoise("denoise_sweep", d) for d in denoise_sweep)
     if max_batch is not None:
         _check_int("max_batch", max_batch, 1)
     if faces_limit is not None:
@@ -147,46 +176,66 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     if faces_limit is not None:
         faces, names = faces[:faces_limit], names[:faces_limit]
     hq = faces.float() / 255
-    lq, _ = degrade(hq, None, seed=seed, lq_size=(lq_size, lq_size))
-    lq = _to_8bit(lq)
 
-    methods, table1, table2, table3 = plan_methods(config.patch, config.stride, config.unet.downsample_factor,
-                                                   patch_factors)
-    grid_index = _grid_indices(len(names), grid_faces)
-    grid_keys = ("bicubic", "whole-image", "lpip-mean")
-    grid_images: dict[int, dict[str, torch.Tensor]] = {i: {} for i in grid_index}
-    rows = []
     from tqdm import tqdm
 
-    from ..faces.identity import id_similarity
+    from ..faces.identity import face_embedding, face_landmarks
 
-    with tqdm(total=len(names) * len(methods), unit="restoration", disable=not progress, dynamic_ncols=True) as bar:
-        for i, name in enumerate(names):
-            bar.set_description(name)
-            lq_i, hq_i = lq[i:i + 1], hq[i:i + 1]
-            for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
-                tic = time.perf_counter()
-                if method.kind == "bicubic":
-                    out = resize(lq_i, (hq_size, hq_size))
-                else:
-                    out = restore(model, lq_i, steps=steps, seed=seed + i, max_batch=max_batch,
-                                  whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
-                                  fusion=method.fusion)
-                seconds = time.perf_counter() - tic
-                out = _to_8bit(out)
-                rows.append({"face": name, "method": method.key, "psnr": float(psnr(out, hq_i)[0]),
-                             "ssim": float(ssim(out, hq_i)[0]), "id_sim": float(id_similarity(out, hq_i)[0]),
-                             "seconds": seconds})
-                if i in grid_images and method.key in grid_keys:
-                    grid_images[i][method.key] = out
-                bar.update(1)
+    truth_landmarks = face_landmarks(hq)
+    truth_embeddings = face_embedding(hq, truth_landmarks)
+    factor = config.unet.downsample_factor
+    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep)
+    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep)
+    _, table1, table2, table3, sweep = first
+    grid_index = _grid_indices(len(names), grid_faces)
+    grid_keys = (table1[0], table1[1], table1[2])  # bicubic, whole-image, LPIP-Diff mean
+    grid_images: dict[int, dict[str, torch.Tensor]] = {i: {} for i in grid_index}
+    lq_by_protocol, rows, per_protocol = {}, [], {}
+    total = len(names) * (len(first[0]) + (len(protocols) - 1) * len(rest[0]))
+    with tqdm(total=total, unit="restoration", disable=not progress, dynamic_ncols=True) as bar:
+        for n, protocol in enumerate(protocols):
+            methods = (first if n == 0 else rest)[0]
+            lq = lq_by_protocol[protocol] = make_lq(protocol, hq, lq_size, seed)
+            embeddings = {m.key: [] for m in methods}
+            protocol_rows = []
+            for i, name in enumerate(names):
+                bar.set_description(f"{protocol} {name}")
+                lq_i, hq_i = lq[i:i + 1], hq[i:i + 1]
+                for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
+                    tic = time.perf_counter()
+                    if method.kind == "bicubic":
+                        out = resize(lq_i, (hq_size, hq_size))
+                    else:
+                        out = restore(model, lq_i, steps=steps, seed=seed + i, max_batch=max_batch,
+                                      whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
+                                      fusion=method.fusion, denoise=method.denoise)
+                    seconds = time.perf_counter() - tic
+                    out = _to_8bit(out)
+                    embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
+                    embeddings[method.key].append(embedding)
+                    protocol_rows.append({"protocol": protocol, "face": name, "method": method.key,
+                                          "psnr": float(psnr(out, hq_i)[0]), "ssim": float(ssim(out, hq_i)[0]),
+                                          "id_sim": float(embedding @ truth_embeddings[i]), "seconds": seconds})
+                    if n == 0 and i in grid_images and method.key in grid_keys:
+                        grid_images[i][method.key] = out
+                    bar.update(1)
+            for key, found in embeddings.items():  # retrieval: is the nearest ground truth the face's own?
+                nearest = (torch.stack(found) @ truth_embeddings.T).argmax(dim=1).tolist()
+                for r, j in zip((r for r in protocol_rows if r["method"] == key), nearest):
+                    r["top1"] = float(r["face"] == names[j])
+            rows += protocol_rows
+            per_protocol[protocol] = {
+                "description": PROTOCOLS[protocol].description,
+                "methods": {m.key: {"label": m.label, "setting": asdict(m),
+                                    **_aggregate([r for r in protocol_rows if r["method"] == m.key])}
+                            for m in methods}}
 
-    summary = {m.key: {"label": m.label, "setting": asdict(m), **_aggregate([r for r in rows if r["method"] == m.key])}
-               for m in methods}
     results = {
-        "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit),
+        "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
+                                           protocols, denoise),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
                      "out_dir": str(out_dir), "scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
+                     "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
                      "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
                      "max_batch": max_batch, "device": str(device)},
@@ -194,9 +243,9 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
         "faces": {"count": len(names), "names": names, "skipped_too_small_or_no_face": skipped,
                   "grid": [names[i] for i in grid_index]},
         "machine": _machine(device),
-        "methods": summary,
-        "tables": {"table1": table1, "table2": table2, "table3": table3},
-        "statistic": "mean and sample standard deviation over faces",
+        "protocols": per_protocol,
+        "tables": {"table1": table1, "table2": table2, "table3": table3, "sweep": sweep},
+        "statistic": "mean and sample standard deviation over faces; top1 is a fraction of faces",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(out_dir / "per_face.csv", rows)
@@ -204,7 +253,12 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     _write_text(out_dir / "table1.md", _table1(results, caption))
     _write_text(out_dir / "table2.md", _table2(results, caption))
     _write_text(out_dir / "table3.md", _table3(results, caption))
+    _write_text(out_dir / "protocols.md", _protocols_table(results, caption))
+    if sweep:
+        _write_text(out_dir / "denoise.md", _denoise_table(results, caption))
+        _plot_denoise(out_dir / "denoise.png", results)
     if grid_index:
+        lq = lq_by_protocol[protocols[0]]
         _write_grid(out_dir / "grid.png", [lq[i:i + 1] for i in grid_index],
                     [[grid_images[i][k] for k in grid_keys] for i in grid_index], [hq[i:i + 1] for i in grid_index])
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -243,10 +297,11 @@ def _machine(device) -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit) -> str:
-    args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}", f"steps={steps}",
-            f"seed={seed}"] + ([f"scale={scale}"] if scale else []) + (
-        [f"holdout={str(holdout)!r}"] if holdout else []) + ([f"faces_limit={faces_limit}"] if faces_limit else [])
+def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit, protocols, denoise) -> str:
+    args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}",
+            f"protocols={list(protocols)!r}", f"denoise={denoise:g}", f"steps={steps}", f"seed={seed}"] + (
+        [f"scale={scale}"] if scale else []) + ([f"holdout={str(holdout)!r}"] if holdout else []) + (
+        [f"faces_limit={faces_limit}"] if faces_limit else [])
     return f"lpip_core.evaluation.evaluate.evaluate({', '.join(args)})"
 
 
@@ -258,10 +313,10 @@ def _write_text(path: Path, text: str) -> None:
 def _write_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["face", "method", *METRICS])
+    writer.writerow(["protocol", "face", "method", *METRICS])
     for r in rows:
-        writer.writerow([r["face"], r["method"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}", f"{r['id_sim']:.5f}",
-                         f"{r['seconds']:.4f}"])
+        writer.writerow([r["protocol"], r["face"], r["method"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}",
+                         f"{r['id_sim']:.5f}", f"{r['top1']:.0f}", f"{r['seconds']:.4f}"])
     _write_text(path, buffer.getvalue())
 
 
@@ -271,11 +326,14 @@ def _fmt(stats: dict, metric: str) -> str:
     mean, std = stats[metric]["mean"], stats[metric]["std"]
     if metric == "seconds" and mean < 0.001:
         return "< 0.001"
+    if metric == "top1":
+        return f"{mean:.0%}"
     digits = {"psnr": 2, "ssim": 4, "id_sim": 4, "seconds": 3}[metric]
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-HEADER = "| PSNR ↑ | SSIM ↑ | ID Sim (dlib) ↑ | s / face ↓ |"
+HEADER = "| PSNR ↑ | SSIM ↑ | ID Sim (dlib) ↑ | Retrieval top-1 ↑ | s / face ↓ |"
+QUALITY = ("psnr", "ssim", "id_sim", "top1")
 
 
 def _metric_cells(stats: dict, best: dict | None = None) -> str:
@@ -288,9 +346,8 @@ def _metric_cells(stats: dict, best: dict | None = None) -> str:
     return " | ".join(cells)
 
 
-def _best(results: dict, keys: list[str]) -> dict:
-    methods = results["methods"]
-    return {m: max(methods[k][m]["mean"] for k in keys) for m in ("psnr", "ssim", "id_sim")}
+def _best(methods: dict, keys: list[str]) -> dict:
+    return {m: max(methods[k][m]["mean"] for k in keys) for m in QUALITY}
 
 
 def _caption(results: dict) -> str:
@@ -302,25 +359,30 @@ def _caption(results: dict) -> str:
         if f["skipped_too_small_or_no_face"] else ""
     which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
     return (
-        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, "
-        f"GFPGAN degradation with seed {s['seed']}, {s['steps']} DDIM steps (eta 0). "
+        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, seed {s['seed']}, "
+        f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}. "
         f"Model `{model['file']}` ({trained}). Each cell: mean ± standard deviation over faces. "
         f"PSNR / SSIM: BasicSR conventions (RGB, 8-bit, crop_border 0). ID Sim (dlib): cosine of dlib ResNet "
         f"face embeddings (not ArcFace) of result and ground truth, both cut with the ground truth's 5 landmarks "
         f"(dlib falls back to the canonical FFHQ face box when its detector finds no face, so every face is "
-        f"scored). s / face: wall time of one face's restoration on {mach['processor']} with "
+        f"scored). Retrieval top-1: share of results whose nearest ground-truth embedding among the "
+        f"{f['count']} faces is their own. s / face: wall time of one face's restoration on {mach['processor']} with "
         f"{mach['torch_threads']} torch thread(s) ({mach['cpu_count']} CPUs, device {mach['device']}, "
         f"torch {mach['torch']}), {mach['date'][:10]}.\n\nCommand: `{results['command']}`\n"
     )
 
 
+def _protocol_heading(results: dict, protocol: str) -> str:
+    return f"## Protocol `{protocol}`: {results['protocols'][protocol]['description']}"
+
+
 def _table1(results: dict, caption: str) -> str:
     keys = results["tables"]["table1"]
-    best = _best(results, keys)
-    lines = ["# Table I: comparison with the baselines", "", caption, "| Method " + HEADER, "|---|---|---|---|---|"]
-    for k in keys:
-        m = results["methods"][k]
-        lines.append(f"| {m['label']} | {_metric_cells(m, best)} |")
+    lines = ["# Table I: comparison with the baselines", "", caption]
+    for protocol, entry in results["protocols"].items():
+        best = _best(entry["methods"], keys)
+        lines += ["", _protocol_heading(results, protocol), "", "| Method " + HEADER, "|---|---|---|---|---|---|"]
+        lines += [f"| {entry['methods'][k]['label']} | {_metric_cells(entry['methods'][k], best)} |" for k in keys]
     return "\n".join(lines) + "\n"
 
 
@@ -328,35 +390,103 @@ def _table2(results: dict, caption: str) -> str:
     rows = results["tables"]["table2"]
     size = results["settings"]["hq_size"]
     m = results["model"]["config"]["patch"]
+    protocol = next(iter(results["protocols"]))
+    methods = results["protocols"][protocol]["methods"]
     lines = ["# Table II: patch size (mean fusion, stride = patch / 2)", "",
-             caption, f"Training patch m = {m}.", "",
-             "| Patch | Stride | Patches per step " + HEADER, "|---|---|---|---|---|---|---|"]
+             caption, f"Training patch m = {m}. Protocol `{protocol}`.", "",
+             "| Patch | Stride | Patches per step " + HEADER, "|---|---|---|---|---|---|---|---|"]
     if not rows:
-        lines.append("| (not run: no patch sizes requested) | | | | | | |")
+        lines.append("| (not run: no patch sizes requested) | | | | | | | |")
     keys = [r["method"] for r in rows if r["method"]]
-    best = _best(results, keys) if keys else None
+    best = _best(methods, keys) if keys else None
     for r in rows:
         label = f"{r['patch']} (m × {r['factor']:g})"
         if r["method"] is None:
-            lines.append(f"| {label} | {r['stride']} | – | {r['note']} | | | |")
+            lines.append(f"| {label} | {r['stride']} | – | {r['note']} | | | | |")
             continue
         n = len(patch_starts(max(size, r["patch"]), r["patch"], r["stride"])) ** 2
         padded = " (image padded to the patch)" if r["patch"] > size else ""
-        cells = _metric_cells(results["methods"][r["method"]], best)
-        lines.append(f"| {label} | {r['stride']} | {n}{padded} | {cells} |")
+        lines.append(f"| {label} | {r['stride']} | {n}{padded} | {_metric_cells(methods[r['method']], best)} |")
     return "\n".join(lines) + "\n"
 
 
 def _table3(results: dict, caption: str) -> str:
     keys = results["tables"]["table3"]
-    best = _best(results, keys)
-    lines = ["# Table III: fusion of the overlapping estimates", "", caption,
-             "| Fusion " + HEADER, "|---|---|---|---|---|"]
-    for k in keys:
-        m = results["methods"][k]
-        lines.append(f"| {m['setting']['fusion']} (patch {m['setting']['patch']}, stride {m['setting']['stride']}) | "
-                     f"{_metric_cells(m, best)} |")
+    lines = ["# Table III: fusion of the overlapping estimates", "", caption]
+    for protocol, entry in results["protocols"].items():
+        best = _best(entry["methods"], keys)
+        lines += ["", _protocol_heading(results, protocol), "", "| Fusion " + HEADER, "|---|---|---|---|---|---|"]
+        for k in keys:
+            m = entry["methods"][k]
+            lines.append(f"| {m['setting']['fusion']} (patch {m['setting']['patch']}, stride {m['setting']['stride']})"
+                         f" | {_metric_cells(m, best)} |")
     return "\n".join(lines) + "\n"
+
+
+def _protocols_table(results: dict, caption: str) -> str:
+    """One row per protocol: LPIP-Diff (mean) against bicubic and whole-image diffusion, metric by
+    metric, with the verdict the project's floor asks for (beats bicubic in PSNR, SSIM and ID Sim)."""
+    bicubic, whole, lpip = results["tables"]["table1"][:3]
+    lines = ["# LPIP-Diff (mean fusion) under every protocol", "", caption,
+             "Each cell: LPIP-Diff / bicubic / whole-image diffusion (means). ✓: LPIP-Diff beats bicubic.", "",
+             "| Protocol | PSNR | SSIM | ID Sim (dlib) | Retrieval top-1 | beats bicubic in PSNR, SSIM and ID Sim |",
+             "|---|---|---|---|---|---|"]
+    for protocol, entry in results["protocols"].items():
+        m = entry["methods"]
+        cells, wins = [], []
+        for metric in QUALITY:
+            a, b, c = (m[k][metric]["mean"] for k in (lpip, bicubic, whole))
+            text = (f"{a:.0%} / {b:.0%} / {c:.0%}" if metric == "top1" else
+                    f"{a:.2f} / {b:.2f} / {c:.2f}" if metric == "psnr" else f"{a:.4f} / {b:.4f} / {c:.4f}")
+            cells.append(text + (" ✓" if a > b else ""))
+            if metric != "top1":
+                wins.append(a > b)
+        verdict = "yes" if all(wins) else "**no**"
+        lines.append(f"| `{protocol}` | {' | '.join(cells)} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _denoise_table(results: dict, caption: str) -> str:
+    keys = results["tables"]["sweep"]
+    bicubic = results["tables"]["table1"][0]
+    lines = ["# Denoise sweep: LPIP-Diff (mean fusion) against denoise", "", caption]
+    for protocol, entry in results["protocols"].items():
+        m = entry["methods"]
+        lines += ["", _protocol_heading(results, protocol), "", "| Denoise " + HEADER, "|---|---|---|---|---|---|",
+                  f"| bicubic (reference) | {_metric_cells(m[bicubic])} |"]
+        best = _best(m, keys)
+        lines += [f"| {m[k]['setting']['denoise']:g} | {_metric_cells(m[k], best)} |" for k in keys]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_denoise(path: Path, results: dict) -> None:
+    """PSNR, SSIM and ID Sim against denoise, one line per protocol, bicubic dashed; skipped
+    without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    keys, bicubic = results["tables"]["sweep"], results["tables"]["table1"][0]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), dpi=100)
+    for ax, metric, label in zip(axes, ("psnr", "ssim", "id_sim"), ("PSNR (dB)", "SSIM", "ID Sim (dlib)")):
+        for n, (protocol, entry) in enumerate(results["protocols"].items()):
+            m, colour = entry["methods"], f"C{n}"
+            xs = [m[k]["setting"]["denoise"] for k in keys]
+            ax.plot(xs, [m[k][metric]["mean"] for k in keys], "o-", color=colour, ms=3, label=protocol)
+            ax.axhline(m[bicubic][metric]["mean"], color=colour, ls="--", lw=0.8)
+        ax.set(xlabel="denoise", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    s = results["settings"]
+    fig.suptitle(f"{results['model']['file']}: x{s['scale']}, {results['faces']['count']} held-out faces, "
+                 f"{s['steps']} steps (dashed: bicubic)", fontsize=9)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
 
 
 # --- grid ----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ def paste_faces(
     *,
     feather: float = 0.1,
     color_match: str = "none",
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Warp (restored) face crops back into their source images, in order.
 
@@ -29,13 +30,17 @@ def paste_faces(
     falls smoothly to 0 at its edge over ``feather`` x the crop side (a fraction in [0, 0.5]; the
     FFHQ crop is about twice the face, so the default 0.1 fades well outside the face). Pixels
     outside the crop's footprint are returned bit-for-bit. ``color_match='mean_std'`` first gives
-    each face the per-channel mean and std of the source's own crop. Returns a new tensor.
+    each face the per-channel mean and std of the source's own crop. ``strength`` in [0, 1] scales
+    the mask: 1 pastes the faces, 0.5 blends half of each into the original, 0 changes nothing.
+    Returns a new tensor.
     """
     x = check_images(images, "images", batched=True)
     if not isinstance(feather, (int, float)) or not math.isfinite(feather) or not 0.0 <= feather <= 0.5:
         raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
     if color_match not in COLOR_MATCH_MODES:
         raise ValueError(f"color_match must be one of {COLOR_MATCH_MODES}, got {color_match!r}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be a number in [0, 1] (1 = the restored faces), got {strength!r}")
     if not isinstance(alignments, (list, tuple)) or not all(isinstance(a, FaceAlignment) for a in alignments):
         raise ValueError("alignments must be a list of FaceAlignment (from align_faces)")
     if len(alignments) == 0 and isinstance(faces, torch.Tensor) and faces.dim() == 4 and faces.shape[0] == 0:
@@ -57,11 +62,12 @@ def paste_faces(
         face = f[i : i + 1]
         if color_match == "mean_std":
             face = _match_mean_std(face, warp_affine(out[b : b + 1], m, (k, k)))
-        _paste_one(out, b, face, m, feather)
+        _paste_one(out, b, face, m, feather, strength)
     return out
 
 
-def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, feather: float) -> None:
+def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, feather: float,
+               strength: float) -> None:
     """Blend one crop into ``out[b]`` in place, touching only its footprint's bounding box."""
     _, _, h, w = out.shape
     k = face.shape[-1]
@@ -73,7 +79,7 @@ def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, fea
         return
     to_region = compose(shift(-x0, -y0), inv)  # crop px -> region px
     warped = warp_affine(face, to_region, (y1 - y0, x1 - x0), padding_mode="border")
-    mask = _feather_mask(m, x0, y0, x1, y1, k, feather, out.device)
+    mask = _feather_mask(m, x0, y0, x1, y1, k, feather, out.device) * strength
     region = out[b, :, y0:y1, x0:x1]
     out[b, :, y0:y1, x0:x1] = region + mask * (warped[0] - region)
 

@@ -11,6 +11,9 @@ from .sampler import Callback, EpsModel, FusedEps, sample_ddim
 from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
 
 DEFAULT_STEPS = 25
+# What the node and the CLI start with (restore's own default stays the paper's 1.0): chosen from
+# the denoise sweep of the shipped models (README "Fidelity: denoise").
+RECOMMENDED_DENOISE = 1.0
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
 
 
@@ -60,11 +63,21 @@ def _positive_int(value, name: str, low: int = 1, high: int | None = None) -> in
     return value
 
 
+def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spacing: str) -> list[int]:
+    """The DDIM timesteps of `steps` steps at a denoise strength (KSampler's rule: the last `steps`
+    of a schedule of int(steps / denoise) steps, capped at the schedule's length)."""
+    if denoise >= 1:
+        return schedule.ddim_timesteps(steps, spacing)
+    total = min(schedule.timesteps, max(steps, int(steps / denoise)))
+    return schedule.ddim_timesteps(total, spacing)[-steps:]
+
+
 def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, steps: int = DEFAULT_STEPS,
             eta: float = 0.0, patch: int | None = None, stride: int | None = None, fusion: str = "mean",
             max_batch: int | None = None, seed: int = 0, callback: Callback | None = None,
             cancel: Callable[[], bool] | None = None, whole_image: bool = False, upsampled: bool = False,
-            schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True) -> torch.Tensor:
+            schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True,
+            denoise: float = 1.0) -> torch.Tensor:
     """Restore LQ faces [B, 3, h, w] in [0, 1] to [B, 3, h*scale, w*scale] in [0, 1].
 
     model: an LPIPModel (scale, patch and schedule default to its config) or any callable
@@ -77,6 +90,10 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         CPU chunks of about 16k patch pixels run fastest and are used when smaller (None: that, or
         64 patches elsewhere).
     seed: image b of the batch uses seed + b, so a batch equals its images restored one by one.
+    denoise: KSampler's meaning. 1.0 starts from pure noise (the paper); below 1 sampling starts
+        from the upsampled LQ noised to the level of the schedule's last `steps` of
+        int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
+        `steps`); 0 returns the upsampled LQ unchanged.
     callback(step, total, x0_estimate in [0, 1]) runs after each step; cancel() is asked before every
     UNet call and stops sampling with SamplingCancelled when it returns True.
     """
@@ -98,6 +115,8 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     _positive_int(seed, "seed", 0)
     schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
     _positive_int(steps, "steps", 1, schedule.timesteps)
+    if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
+        raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {denoise!r}")
 
     height, width = lq.shape[-2:] if upsampled else (lq.shape[-2] * scale, lq.shape[-1] * scale)
     factor = config.unet.downsample_factor if config else 1
@@ -121,7 +140,10 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
 
     weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = weight.device if weight is not None else lq.device
-    lq_up = resize(lq.to(device), (height, width)) * 2 - 1
+    upsampled_lq = resize(lq.to(device), (height, width))
+    if denoise == 0:
+        return upsampled_lq.to(lq.device)
+    lq_up = upsampled_lq * 2 - 1
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
     max_batch = auto_max_batch(device, patch_hw, max_batch)
     eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
@@ -135,9 +157,12 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     def noise():
         return torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(device)
 
-    timesteps = schedule.ddim_timesteps(steps, spacing)
+    timesteps = denoised_timesteps(schedule, steps, denoise, spacing)
     report = None if callback is None else (lambda i, n, x0: callback(i, n, (x0 + 1) / 2))
     with torch.inference_mode():
-        x = sample_ddim(eps_on_canvas, noise(), schedule.ddim_coefficients(timesteps), timesteps, eta=eta,
+        x = noise()
+        if denoise < 1:
+            x = schedule.q_sample(lq_up, torch.tensor([timesteps[0]], device=device), x)
+        x = sample_ddim(eps_on_canvas, x, schedule.ddim_coefficients(timesteps), timesteps, eta=eta,
                         noise=noise, clip_x0=clip_x0, callback=report)
     return ((x + 1) / 2).clamp(0, 1).to(lq.device)

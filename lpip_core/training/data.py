@@ -2,7 +2,8 @@
 Algorithm 1, degraded on the fly.
 
 Sample k of the stream is a pure function of (seed, k): the same run gives the same pairs whatever
-the number of loader workers or processes, and a resumed run continues the same stream.
+the number of loader workers or processes, and a resumed run continues the same stream. Faces are
+stored larger than the training size (`store_size`) so that augmentation's warp loses nothing.
 """
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import torch
 
 from ..files import IMAGE_SUFFIXES, read_image
 from ..resize import resize
-from .degrade import degrade_one, random_params
+from .augment import NO_AUGMENTATION, Augmentation, augment_face
+from .degrade import VARIANTS, degrade_one, random_params
+
+DEGRADATIONS = ("mix", *VARIANTS)  # the whole training mixture, or one of its variants
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -43,8 +47,10 @@ def native_sizes(root: Path) -> dict[str, float]:
 
 
 def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), include: Iterable[str] | None = None,
-               min_face_size: int | None = None, align: bool = False) -> tuple[torch.Tensor, list[str]]:
-    """Faces of a folder as uint8 [N, 3, hq_size, hq_size] (resized with antialiasing), and their names.
+               min_face_size: int | None = None, align: bool = False,
+               store_size: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """Faces of a folder as uint8 [N, 3, S, S] (resized with antialiasing; S = store_size, default
+    hq_size), and their names.
 
     exclude / include: file names to leave out / keep (e.g. a held-out split).
     min_face_size: drop faces whose native side is smaller (default hq_size, so every training
@@ -65,7 +71,7 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
         if align:
             from ..faces.detect import align_faces
 
-            crops, found = align_faces(image, face_size=hq_size, select="largest")
+            crops, found = align_faces(image, face_size=store_size or hq_size, select="largest")
             if not found:
                 continue
             x0, y0, x1, y1 = found[0].box
@@ -73,7 +79,7 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
             image = crops
         if native < min_face_size:
             continue
-        face = resize(image, (hq_size, hq_size))[0]
+        face = resize(image, (store_size or hq_size,) * 2)[0]
         faces.append((face * 255).round().to(torch.uint8))
         names.append(path.name)
     if not faces:
@@ -82,17 +88,26 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
 
 
 class PatchPairs(torch.utils.data.Dataset):
-    """Item k: a face (seeded shuffle per epoch), randomly flipped and degraded, cut into
-    `patches_per_face` joint random crops. Returns (hq, lq_up), each [P, 3, m, m] in [-1, 1]."""
+    """Item k: a face (seeded shuffle per epoch), augmented (or only flipped), resized to hq_size,
+    degraded with a draw from the training mixture (or one of its variants), and cut into `patches_per_face`
+    joint random crops. Returns (hq, lq_up), each [P, 3, m, m] in [-1, 1]."""
 
-    def __init__(self, faces: torch.Tensor, *, scale: int, patch: int, patches_per_face: int = 4, seed: int = 0):
-        size = faces.shape[-1]
+    def __init__(self, faces: torch.Tensor, *, scale: int, patch: int, hq_size: int | None = None,
+                 patches_per_face: int = 4, seed: int = 0, augmentation: Augmentation | None = None,
+                 degradation: str = "mix"):
+        size = hq_size or faces.shape[-1]
         if not 1 <= patch <= size:
             raise ValueError(f"patch must be in 1..{size} (the face size), got {patch}")
         if size % scale:
             raise ValueError(f"hq size {size} must be divisible by scale {scale}")
-        self.faces, self.scale, self.patch = faces, scale, patch
+        if faces.shape[-1] < size:
+            raise ValueError(f"faces are stored at {faces.shape[-1]} px, smaller than hq_size {size}")
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {degradation!r}")
+        self.faces, self.scale, self.patch, self.size = faces, scale, patch, size
         self.patches_per_face, self.seed = patches_per_face, seed
+        self.augmentation = augmentation or Augmentation(**{**NO_AUGMENTATION.to_dict(), "flip": 0.5})
+        self.variant = None if degradation == "mix" else degradation
 
     def __len__(self) -> int:
         return 2 ** 62  # an endless stream, indexed by sample number
@@ -104,12 +119,10 @@ class PatchPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = random.Random(self.seed * 1_000_003 + k)
-        hq = self.faces[self.face_index(k)].float() / 255
-        if rng.random() < 0.5:
-            hq = hq.flip(-1)
-        size = hq.shape[-1]
-        lq_size = (size // self.scale, size // self.scale)
-        lq = degrade_one(hq, random_params(rng, size), lq_size=lq_size,
+        size, lq_side = self.size, self.size // self.scale
+        hq = augment_face(self.faces[self.face_index(k)].float() / 255, rng, size, self.augmentation)
+        params = random_params(rng, size, lq_side, variant=self.variant)
+        lq = degrade_one(hq, params, lq_size=(lq_side, lq_side),
                          generator=torch.Generator().manual_seed(rng.getrandbits(62)))
         lq_up = resize(lq[None], (size, size))[0]
         m = self.patch

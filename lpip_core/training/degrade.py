@@ -1,15 +1,17 @@
-"""The GFPGAN degradation (Wang et al. 2021) that makes LQ training and test faces:
-blur -> downsample -> Gaussian noise -> JPEG, then resize to the LQ size.
+"""The degradations that make LQ faces: y = [(x * k) down_r + n]_JPEG (GFPGAN, Wang et al. 2021).
 
-GFPGAN works on 512 px faces: blur sigma 0.1..10 (kernel 41, isotropic or anisotropic), shrink
-by r = 0.8..8 to 512 / r px, add noise 0..20 (of 255) and JPEG (quality 60..100) at that size;
-LPIP-Diff then takes the result down to its 16 px LQ. `random_params` runs the same pipeline on a
-face of side H by expressing it in that face's pixels: the blur sigma is a length (x H / 512), and
-the intermediate image keeps the side it has in the 512 px pipeline, 512 / r px, i.e. a downscale
-of r * H / 512 relative to H. Below 1 that enlarges the face, so noise and JPEG act at GFPGAN's
-finer resolution and mostly average out in the small LQ, as they do in the paper's setting.
-Noise level and JPEG quality are per-pixel and stay as they are. The blur kernel spans 3 sigma
-on each side (GFPGAN's fixed 41 px kernel is about 2 sigma at sigma 10).
+`DegradeParams` is one degradation: blur on the HQ face, resampling to a smaller size with one of
+`RESAMPLE_KERNELS`, Gaussian noise (colour or grey) and JPEG at that size, then a final resize to
+the LQ size if it differs. `random_params` draws from the training mixture, `VARIANTS`:
+
+- ``lq-scale`` (the paper's order at the LQ size): blur, resample straight to the LQ size with a
+  random kernel, noise and JPEG at the LQ size, as on a real tiny face cut from a compressed photo.
+  Ranges are set for a 16 px face (README "Degradation").
+- ``clean``: resampling to the LQ size only (a thumbnail, or a face shrunk by Face Crop & Align).
+- ``gfpgan512``: GFPGAN's ranges for 512 px faces run in the face's own pixels: the intermediate
+  image keeps the side it has in the 512 px pipeline (512 / r px), where noise and JPEG act, and
+  the result is resized to the LQ size, so most noise and blocking average away (the soft LQs the
+  first models were trained on).
 """
 from __future__ import annotations
 
@@ -26,11 +28,22 @@ from torch.nn import functional as F
 
 from ..resize import resize
 
+RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa")  # -aa: antialiased
+
+# gfpgan512: GFPGAN's ranges, stated for 512 px faces.
 REFERENCE_SIZE = 512
 BLUR_SIGMA_RANGE = (0.1, 10.0)  # px at 512
 DOWNSCALE_RANGE = (0.8, 8.0)
 NOISE_RANGE = (0.0, 20.0)  # of 255
 JPEG_RANGE = (60, 100)
+
+# lq-scale: ranges for a 16 px LQ face; each part is present with its probability.
+LQ_BLUR_RANGE, LQ_BLUR_PROB = (0.1, 0.9), 0.6  # sigma in LQ pixels (x r on the HQ face)
+LQ_NOISE_RANGE, LQ_NOISE_PROB = (1.0, 15.0), 0.8  # of 255, at the LQ size
+LQ_GREY_NOISE_PROB = 0.3  # luminance-only noise, as a camera's after its own processing
+LQ_JPEG_RANGE, LQ_JPEG_PROB = (35, 95), 0.8  # quality, at the LQ size
+
+VARIANTS = {"lq-scale": 0.5, "clean": 0.25, "gfpgan512": 0.25}  # the training mixture
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class DegradeParams:
     jpeg_quality: int | None = None  # None = no JPEG; else 1..100
     blur_sigma_y: float | None = None  # anisotropic blur: the second axis (None = isotropic)
     blur_angle: float = 0.0  # radians, rotation of an anisotropic kernel
+    resample: str = "bicubic-aa"  # one of RESAMPLE_KERNELS
+    grey_noise: bool = False  # the same noise on every channel
 
     def __post_init__(self):
         def check(name, value, low, high):
@@ -56,13 +71,49 @@ class DegradeParams:
         check("noise_sigma", self.noise_sigma, 0.0, 255.0)
         if self.jpeg_quality is not None:
             check("jpeg_quality", self.jpeg_quality, 1, 100)
+        if self.resample not in RESAMPLE_KERNELS:
+            raise ValueError(f"resample must be one of {RESAMPLE_KERNELS}, got {self.resample!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE) -> DegradeParams:
-    """A GFPGAN-range degradation for faces of side `hq_size`."""
+def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: int = 16, *,
+                  variant: str | None = None) -> DegradeParams:
+    """One draw from the training mixture (or from one `variant`) for a face of side `hq_size`
+    whose LQ is `lq_size` px."""
+    if variant is None:
+        u, variant = rng.random(), None
+        for variant, weight in VARIANTS.items():
+            u -= weight
+            if u < 0:
+                break
+    r = hq_size / lq_size
+    if variant == "gfpgan512":
+        return _gfpgan512_params(rng, hq_size)
+    if variant == "clean":
+        return DegradeParams(downscale=r, resample=rng.choice(RESAMPLE_KERNELS))
+    if variant != "lq-scale":
+        raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    blur = rng.random() < LQ_BLUR_PROB
+    anisotropic = blur and rng.random() < 0.5
+    noise = rng.random() < LQ_NOISE_PROB
+    jpeg = rng.random() < LQ_JPEG_PROB
+    return DegradeParams(
+        blur_sigma=rng.uniform(*LQ_BLUR_RANGE) * r if blur else 0.0,
+        blur_sigma_y=rng.uniform(*LQ_BLUR_RANGE) * r if anisotropic else None,
+        blur_angle=rng.uniform(-math.pi, math.pi) if anisotropic else 0.0,
+        downscale=r,
+        resample=rng.choice(RESAMPLE_KERNELS),
+        noise_sigma=rng.uniform(*LQ_NOISE_RANGE) if noise else 0.0,
+        grey_noise=noise and rng.random() < LQ_GREY_NOISE_PROB,
+        jpeg_quality=rng.randint(*LQ_JPEG_RANGE) if jpeg else None,
+    )
+
+
+def _gfpgan512_params(rng: random.Random, hq_size: int) -> DegradeParams:
+    """GFPGAN's ranges in the pixels of a face of side hq_size (the intermediate image keeps its
+    512 px-pipeline size) with its bilinear resampling."""
     size_factor = hq_size / REFERENCE_SIZE
     sigma = rng.uniform(*BLUR_SIGMA_RANGE) * size_factor
     anisotropic = rng.random() < 0.5
@@ -73,6 +124,7 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE) -> DegradeP
         downscale=rng.uniform(*DOWNSCALE_RANGE) * size_factor,
         noise_sigma=rng.uniform(*NOISE_RANGE),
         jpeg_quality=rng.randint(*JPEG_RANGE),
+        resample="bilinear",
     )
 
 
@@ -109,6 +161,14 @@ def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(decoded).permute(2, 0, 1).to(image.device)
 
 
+def resample(x: torch.Tensor, size: tuple[int, int], kernel: str) -> torch.Tensor:
+    """[B, C, H, W] resized with one of RESAMPLE_KERNELS (antialiasing only matters when shrinking)."""
+    if kernel == "area":
+        return F.interpolate(x, size=size, mode="area")
+    mode, _, aa = kernel.partition("-")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=bool(aa))
+
+
 def _shrunk(size: tuple[int, int], downscale: float) -> tuple[int, int]:
     return max(1, round(size[0] / downscale)), max(1, round(size[1] / downscale))
 
@@ -120,9 +180,10 @@ def degrade_one(hq: torch.Tensor, params: DegradeParams, *, lq_size: tuple[int, 
     x = _blur(hq.float(), params)
     small = _shrunk(size, params.downscale)
     if small != size:
-        x = F.interpolate(x[None], size=small, mode="bilinear", align_corners=False)[0]
+        x = resample(x[None], small, params.resample)[0]
     if params.noise_sigma > 0:
-        noise = torch.randn(x.shape, generator=generator).to(x.device)
+        shape = (1, *x.shape[1:]) if params.grey_noise else x.shape
+        noise = torch.randn(shape, generator=generator).to(x.device)
         x = x + noise * (params.noise_sigma / 255.0)
     x = x.clamp(0, 1)
     if params.jpeg_quality is not None:
@@ -136,8 +197,8 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
             lq_size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Degrade a batch [B, 3, H, W] in [0, 1]; returns (lq [B, 3, h, w], lq upsampled to [B, 3, H, W]).
 
-    params: one DegradeParams for every image, one per image, or None for random GFPGAN-range
-    parameters (then lq_size is required, since each image draws its own downscale).
+    params: one DegradeParams for every image, one per image, or None for a random draw from the
+    training mixture (then lq_size is required, since each image draws its own downscale).
     Image b draws its random parameters and its noise from seed + b: deterministic.
     """
     from ..method.restoration import check_image  # shared input validation
@@ -149,7 +210,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
     elif params is None:
         if lq_size is None:
             raise ValueError("lq_size is required with random parameters (each image draws its own downscale)")
-        params = [random_params(random.Random(seed + b), size[-1]) for b in range(batch)]
+        params = [random_params(random.Random(seed + b), size[-1], lq_size[-1]) for b in range(batch)]
     elif len(params) != batch:
         raise ValueError(f"params must be one DegradeParams or {batch} (one per image), got {len(params)}")
     if lq_size is None:

@@ -23,11 +23,12 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ..files import atomic_output
-from ..method.checkpoint import save_model
+from ..method.checkpoint import load_model, save_model
 from ..method.model import LPIPModel, ModelConfig
 from ..method.schedule import NoiseSchedule, ScheduleConfig
 from ..method.unet import PRESETS
-from .data import PatchPairs, collate_pairs, load_faces, read_split
+from .augment import Augmentation
+from .data import DEGRADATIONS, PatchPairs, collate_pairs, load_faces, read_split
 
 
 @dataclass
@@ -58,6 +59,9 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     log_every: int = 25
     resume: bool = False
+    init: str | None = None  # start from this checkpoint's weights (same architecture), not at random
+    degradation: str = "mix"  # the training mixture, or one of its variants (data.DEGRADATIONS)
+    augment: bool = True  # geometric and colour jitter (augment.Augmentation); False: flips only
     log_dir: str | None = None  # default: <out without suffix>-train/
     extra: dict = field(default_factory=dict)
 
@@ -92,6 +96,10 @@ class TrainConfig:
         _check_number("checkpoint_minutes", self.checkpoint_minutes, 0, None)
         if self.min_face_size is not None:
             _check_number("min_face_size", self.min_face_size, 0, None, integer=True)
+        if self.degradation not in DEGRADATIONS:
+            raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
+        if self.init is not None and not Path(self.init).is_file():
+            raise ValueError(f"init checkpoint not found: {self.init}")
 
     @property
     def run_dir(self) -> Path:
@@ -256,13 +264,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"holdout file not found: {cfg.holdout}")
     exclude = read_split(cfg.holdout) if cfg.holdout else set()
     faces, names = load_faces(cfg.data, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
-                              align=cfg.align)
+                              align=cfg.align, store_size=2 * cfg.hq_size if cfg.augment else cfg.hq_size)
     model_config = ModelConfig(unet=PRESETS[cfg.preset], scale=cfg.scale, hq_size=cfg.hq_size, patch=cfg.patch,
                                stride=max(1, cfg.patch // 2), schedule=ScheduleConfig())
     schedule = NoiseSchedule(model_config.schedule)
     abar = schedule.alphas_cumprod.float().to(device)
 
     model = LPIPModel(model_config).to(device)
+    if cfg.init:
+        _load_init(model, cfg.init, model_config)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
@@ -271,7 +281,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer, model_config)
     net = DistributedDataParallel(model) if ddp.enabled else model
 
-    pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, patches_per_face=cfg.patches_per_face, seed=cfg.seed)
+    pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, hq_size=cfg.hq_size,
+                       patches_per_face=cfg.patches_per_face, seed=cfg.seed, degradation=cfg.degradation,
+                       augmentation=Augmentation() if cfg.augment else None)
     per_rank = cfg.faces_per_step
 
     def batch_indices():
@@ -354,6 +366,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     return out
 
 
+def _load_init(model: LPIPModel, path: str, model_config: ModelConfig) -> None:
+    """Copy a checkpoint's weights into the fresh model; its UNet, scale and patch must match."""
+    source = load_model(path)
+    for field_name in ("unet", "scale", "patch"):
+        if getattr(source.config, field_name) != getattr(model_config, field_name):
+            raise ValueError(f"init: {path} has another {field_name} ({getattr(source.config, field_name)}) than "
+                             f"this run ({getattr(model_config, field_name)})")
+    model.load_state_dict(source.state_dict())
+
+
 def _start_log(log_path: Path, step: int) -> None:
     """A fresh loss.csv at step 0; on resume keep the rows up to the resumed step (rows logged after
     the last checkpoint of an interrupted run are dropped, so the log never repeats a step)."""
@@ -375,6 +397,8 @@ def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, name
         "preset": cfg.preset, "steps": step, "minutes": round(elapsed / 60, 1), "device": _device_name(device),
         "processes": int(os.environ.get("WORLD_SIZE", "1")), "faces_per_step": cfg.faces_per_step,
         "patches_per_face": cfg.patches_per_face, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
+        "degradation": cfg.degradation, "augmentation": Augmentation().to_dict() if cfg.augment else "flips only",
+        "init": Path(cfg.init).name if cfg.init else None,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), **cfg.extra,
     }
     shipped = LPIPModel(ModelConfig(**{**model_config.__dict__, "training": summary}))

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lpip_core.method.restoration import RECOMMENDED_DENOISE
 from tools.comfyui import PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets, ui_to_api
 
 NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace", "LPIPFaceCropAlign", "LPIPFacePasteBack"]
@@ -43,9 +44,10 @@ def crop_align(image, **overrides) -> dict:
     return {"class_type": "LPIPFaceCropAlign", "inputs": {**inputs, **overrides}}
 
 
-def paste_back(image, faces, face_align, color_match: str = "none") -> dict:
+def paste_back(image, faces, face_align, color_match: str = "none", strength: float = 1.0) -> dict:
     return {"class_type": "LPIPFacePasteBack", "inputs": {
-        "image": image, "faces": faces, "face_align": face_align, "feather": 0.1, "color_match": color_match}}
+        "image": image, "faces": faces, "face_align": face_align, "feather": 0.1, "color_match": color_match,
+        "strength": strength}}
 
 
 def save(images, prefix: str) -> dict:
@@ -167,6 +169,32 @@ def test_restore_batch_per_frame_seeds_and_sizes(comfy_server, tiny_checkpoint, 
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(frames, chunked)) <= 1
 
 
+def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
+    """denoise 0 returns the bicubic upscale (the same pixels as ImageScale's bicubic, to 8-bit
+    rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error."""
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
+              "3": sampler(["1", 0], ["2", 0], denoise=0.0), "4": save(["3", 0], "denoise/zero"),
+              "5": sampler(["1", 0], ["2", 0], denoise=0.5), "6": save(["5", 0], "denoise/half"),
+              "7": sampler(["1", 0], ["2", 0], denoise=1.0), "8": save(["7", 0], "denoise/one"),
+              "9": sampler(["1", 0], ["2", 0]), "10": save(["9", 0], "denoise/default")}
+    entry = comfy_server.run(prompt, timeout=120)
+    zero, half, one, default = (read_images(comfy_server, entry, n)[0].astype(int) for n in ("4", "6", "8", "10"))
+    from lpip_core.files import read_image
+    from lpip_core.resize import resize
+
+    lq = read_image(comfy_server.input_dir / lq_faces["a"])
+    bicubic = (resize(lq, (64, 64))[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert np.abs(zero - bicubic).max() <= 1
+    assert np.abs(half - zero).mean() < np.abs(one - zero).mean()
+    if RECOMMENDED_DENOISE == 1.0:
+        assert np.array_equal(default, one)
+    bad = {"1": load_model(tiny_checkpoint), "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
+           "3": sampler(["1", 0], ["2", 0], denoise=1.5), "4": save(["3", 0], "denoise/bad")}
+    with pytest.raises(PromptRejected, match="denoise"):  # ComfyUI checks the input's range at queue time
+        comfy_server.queue(bad)
+
+
 def test_already_upscaled_input_keeps_its_size(comfy_server, tiny_checkpoint):
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 40, "batch_size": 1,
@@ -278,6 +306,22 @@ def test_crop_restore_paste_changes_only_the_faces(comfy_server, tiny_checkpoint
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0
         far &= (np.abs(xx - cx) > 1.3 * side) | (np.abs(yy - cy) > 1.3 * side)
     assert far.mean() > 0.3 and diff[far].max() <= 1
+
+
+def test_paste_back_strength_blends(comfy_server, tiny_checkpoint, face_photos):
+    """strength 0 leaves the photo as it was; 0.5 lands halfway between it and the full paste."""
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
+              "2": load_model(tiny_checkpoint),
+              "3": crop_align(["1", 0], face_size=["2", 1], select="all", upsample=1),
+              "4": sampler(["2", 0], ["3", 0], steps=2)}
+    for n, s in ((5, 1.0), (6, 0.5), (7, 0.0)):
+        prompt[str(n)] = paste_back(["1", 0], ["4", 0], ["3", 1], strength=s)
+        prompt[str(n + 10)] = save([str(n), 0], f"strength/{s}")
+    prompt["20"] = save(["1", 0], "strength/original")
+    entry = comfy_server.run(prompt, timeout=120)
+    full, half, none, original = (read_images(comfy_server, entry, n)[0].astype(int) for n in ("15", "16", "17", "20"))
+    assert np.abs(none - original).max() <= 1 and np.abs(full - original).max() > 20
+    assert np.abs(half - (full + original) / 2).max() <= 1.5
 
 
 def test_several_faces_per_image_and_per_batch(comfy_server, tiny_checkpoint, face_photos):
