@@ -7,7 +7,6 @@ from comfy_api.latest import io
 
 from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, paste_faces
-from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import FaceAlign, FaceAlignBatch
@@ -56,9 +55,9 @@ class FaceCropAlign(io.ComfyNode):
                                      "about 4x slower."),
                 io.Combo.Input("if_no_face", options=[ERROR, PASS_THROUGH], default=ERROR,
                                tooltip="When no face is found in the whole batch: error stops the workflow "
-                                       "with a message; pass_through goes on with face count 0 (faces is "
-                                       "then a face_size thumbnail of each image, so the nodes after it stay "
-                                       "fast, and Face Paste Back returns the image unchanged)."),
+                                       "with a message; pass_through goes on with face count 0: faces is "
+                                       "then an empty batch (the sampler has nothing to restore and returns "
+                                       "at once) and Face Paste Back returns the image unchanged."),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -94,9 +93,9 @@ class FaceCropAlign(io.ComfyNode):
                     f"frontal faces from about {SMALLEST_FACE[upsample]} px wide: raise upsample for smaller "
                     f"faces, or set if_no_face to pass_through to go on without faces.")
             log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
-            thumbs = resize(x, (face_size, face_size))
+            none = x.new_zeros(0, 3, face_size, face_size)  # so that the sampler after it has nothing to do
             empty = FaceAlignBatch((), count, (h, w), face_size)
-            return io.NodeOutput(core_to_image(thumbs, device, dtype), empty, 0)
+            return io.NodeOutput(core_to_image(none, device, dtype), empty, 0)
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)

@@ -133,6 +133,8 @@ class PatchFusedSampler(io.ComfyNode):
         upsampled = input_is == UPSCALED
         out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
         patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
+        if frames == 0:  # nothing to restore (Face Crop & Align found no face): no model load, no step
+            return io.NodeOutput(core_to_image(x.new_zeros(0, 3, out_h, out_w), output_device(), output_dtype()))
 
         if not upsampled and min(h, w) > 4 * config.lq_size:
             log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
