@@ -46,6 +46,6 @@ def check_seed(seed, batch: int = 1) -> int:
     """A seed for a batch whose image b uses seed + b: every seed + b must be below 2**64."""
     batch = max(1, batch)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_LIMIT - batch:
-        per_image = f" (image b of the batch uses seed + b)" if batch > 1 else ""
+        per_image = " (image b of the batch uses seed + b)" if batch > 1 else ""
         raise ValueError(f"seed must be an integer in 0..2**64 - {batch}{per_image}, got {shown(seed)}")
     return seed

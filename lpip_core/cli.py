@@ -67,8 +67,8 @@ def _plan_outputs(inputs: list[Path], out_dir: Path, suffixes: list[str]) -> lis
             if key in sources:
                 raise CliError(f"writing {out} would replace the input {sources[key]}; choose another -o folder")
             if key in writers:
-                raise CliError(f"{writers[key]} and {src} would both be written to {out}; restore inputs with the "
-                               "same name into separate -o folders")
+                raise CliError(f"{writers[key]} and {src} would both be written to {out}; write inputs with the "
+                               "same name to separate -o folders")
             writers[key] = src
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

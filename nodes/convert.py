@@ -12,8 +12,7 @@ def image_to_core(image, name: str = "image") -> torch.Tensor:
     """A ComfyUI IMAGE as float32 RGB [B, 3, H, W] in [0, 1], on the image's device.
 
     Greyscale (C = 1) is repeated to RGB and an alpha channel (C = 4) is dropped: ComfyUI keeps
-    transparency in a separate MASK. A batch of 0 images passes (Face Crop & Align's pass_through
-    when no face is found). Anything else gets a ValueError that names ``name``.
+    transparency in a separate MASK. Anything else gets a ValueError that names ``name``.
     """
     if not isinstance(image, torch.Tensor):
         raise ValueError(f"{name} must be an IMAGE tensor, got {type(image).__name__}")
@@ -22,7 +21,7 @@ def image_to_core(image, name: str = "image") -> torch.Tensor:
     if image.dim() != 4:
         raise ValueError(f"{name} must be an IMAGE [batch, height, width, channels], got shape {list(image.shape)}")
     b, h, w, c = image.shape
-    if h < 1 or w < 1:
+    if b < 1 or h < 1 or w < 1:
         raise ValueError(f"{name} is empty (shape {list(image.shape)})")
     if c not in (1, 3, 4):
         raise ValueError(f"{name} must have 1, 3 or 4 channels (grey, RGB, RGBA), got {c} "

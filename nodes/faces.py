@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from comfy_api.latest import io
+from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, paste_faces
@@ -55,9 +56,9 @@ class FaceCropAlign(io.ComfyNode):
                                      "about 4x slower."),
                 io.Combo.Input("if_no_face", options=[ERROR, PASS_THROUGH], default=ERROR,
                                tooltip="When no face is found in the whole batch: error stops the workflow "
-                                       "with a message; pass_through goes on with face count 0: faces is "
-                                       "then an empty batch (the sampler has nothing to restore and returns "
-                                       "at once) and Face Paste Back returns the image unchanged."),
+                                       "with a message; pass_through goes on with face count 0: the nodes fed "
+                                       "by faces (the sampler, a preview) are skipped, and Face Paste Back "
+                                       "returns the image unchanged."),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -93,9 +94,9 @@ class FaceCropAlign(io.ComfyNode):
                     f"frontal faces from about {SMALLEST_FACE[upsample]} px wide: raise upsample for smaller "
                     f"faces, or set if_no_face to pass_through to go on without faces.")
             log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
-            none = x.new_zeros(0, 3, face_size, face_size)  # so that the sampler after it has nothing to do
+            # No faces: the nodes fed by `faces` (the sampler, a preview) are skipped, not run on a stand-in.
             empty = FaceAlignBatch((), count, (h, w), face_size)
-            return io.NodeOutput(core_to_image(none, device, dtype), empty, 0)
+            return io.NodeOutput(ExecutionBlocker(None), empty, 0)
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
@@ -117,8 +118,9 @@ class FacePasteBack(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="The images that went into Face Crop & Align (same size and "
                                                 "batch)."),
-                io.Image.Input("faces", tooltip="The restored face crops, one per face of face_align, any "
-                                                "square size (e.g. the Patch-Fused Sampler's output)."),
+                io.Image.Input("faces", lazy=True,
+                               tooltip="The restored face crops, one per face of face_align, any "
+                                       "square size (e.g. the Patch-Fused Sampler's output)."),
                 FaceAlign.Input("face_align", tooltip="From Face Crop & Align."),
                 io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
                                tooltip="Width of the soft edge as a fraction of the crop side (0 = hard edge; "
@@ -133,6 +135,12 @@ class FacePasteBack(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The images with the faces pasted back.")],
         )
+
+    @classmethod
+    def check_lazy_status(cls, faces=None, face_align=None, **_) -> list[str]:
+        """faces is only wanted when face_align holds faces: without, the sampler never runs."""
+        wanted = faces is None and not (isinstance(face_align, FaceAlignBatch) and len(face_align) == 0)
+        return ["faces"] if wanted else []
 
     @classmethod
     def execute(cls, image, faces, face_align, feather, color_match, strength=1.0) -> io.NodeOutput:

@@ -13,7 +13,6 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..lpip_core import CheckpointError, ModelConfig, load_model, read_config
-from ..lpip_core.method.checkpoint import check_header
 from .types import LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
@@ -62,9 +61,10 @@ def describe_config(config: ModelConfig) -> str:
 
 
 def checked_config(name: str) -> ModelConfig | str:
-    """A checkpoint's config if its header passes lpip_core's checks (config, tensor names, dtypes and
-    shapes; no weights are read), else why not. Cached by path, mtime and size; a file that fails
-    is logged once. Never raises: one broken file must not take the pack down."""
+    """A checkpoint's config if its metadata passes lpip_core's checks (every field in its documented
+    range; milliseconds, nothing else is read), else why not. Cached by path, mtime and size; a file
+    that fails is logged once. Never raises: one broken file must not take the pack down. The
+    tensors are checked when the file is loaded."""
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None:
         return "not found"
@@ -75,7 +75,7 @@ def checked_config(name: str) -> ModelConfig | str:
     key = (path, st.st_mtime_ns, st.st_size)
     if key not in _checked:
         try:
-            _checked[key] = check_header(path)
+            _checked[key] = read_config(path)
         except Exception as e:  # noqa: BLE001 - whatever a hostile file triggers, skip the file
             _checked[key] = str(e) if isinstance(e, CheckpointError) else f"{name}: {type(e).__name__}: {e}"
             log.warning("LPIP-Diff: skipping %s: %s", path, _checked[key])
@@ -83,7 +83,7 @@ def checked_config(name: str) -> ModelConfig | str:
 
 
 def usable_model_names() -> list[str]:
-    """The checkpoints of the folder that pass the header checks: the loader's options."""
+    """The checkpoints of the folder whose config is valid: the loader's options."""
     return [n for n in model_names() if isinstance(checked_config(n), ModelConfig)]
 
 

@@ -8,7 +8,9 @@ failure is a CheckpointError that names the file and the field or tensor.
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -20,6 +22,7 @@ from safetensors.torch import save_file
 from ..checks import shown
 from ..files import atomic_output
 from .model import LPIPModel, ModelConfig
+from .unet import UNetConfig
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 METADATA_KEY = "lpip_diff_config"
@@ -40,8 +43,9 @@ def _check_path(path: str | os.PathLike) -> Path:
                               "LPIP-Diff only loads .safetensors")
     if path.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{path.name}: expected a .safetensors file")
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+    if not path.is_file():  # also a folder, a pipe or a device, which open() could block on
+        what = "is not a regular file" if path.exists() else "model file not found"
+        raise CheckpointError(f"{path.name}: {what} ({path})")
     try:
         with open(path, "rb") as f:
             head = f.read(9)
@@ -50,7 +54,8 @@ def _check_path(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"{path.name}: cannot read the file ({e})") from None
     # A safetensors file starts with an 8-byte header length, then the JSON header.
     if len(head) < 9 or head[8:9] != b"{":
-        kind = "a zip/pickle archive" if head[:2] in (b"PK", b"\x80\x02", b"\x80\x04", b"\x80\x05") else "not safetensors"
+        pickled = head[:2] in (b"PK", b"\x80\x02", b"\x80\x04", b"\x80\x05")
+        kind = "a zip/pickle archive" if pickled else "not safetensors"
         raise CheckpointError(f"{path.name}: file is {kind}, not a safetensors checkpoint")
     header = struct.unpack("<Q", head[:8])[0]
     if header > MAX_HEADER_BYTES:
@@ -86,16 +91,23 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise CheckpointError(f"{path.name}: {where}{e}") from None
 
 
-def _architecture(config: ModelConfig, name: str) -> tuple[LPIPModel, dict[str, torch.Size]]:
-    """The model on the meta device (no memory) and the shape of every tensor it expects."""
+@functools.lru_cache(maxsize=16)
+def _expected_shapes(unet: UNetConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor an LPIPModel with this UNet holds: the network built on the meta
+    device (no memory; about 0.1 s, so cached per UNet config)."""
     with torch.device("meta"):
-        model = LPIPModel(config)
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
-    count = sum(s.numel() for s in shapes.values())
+        model = LPIPModel(ModelConfig(unet=unet, patch=unet.downsample_factor, stride=1,
+                                      hq_size=4 * unet.downsample_factor))
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _check_size(config: ModelConfig, name: str) -> dict[str, tuple[int, ...]]:
+    shapes = _expected_shapes(config.unet)
+    count = sum(math.prod(s) for s in shapes.values())
     if count > MAX_PARAMETERS:
         raise CheckpointError(f"{name}: the config describes {count:,} parameters; at most {MAX_PARAMETERS:,} "
                               "are accepted (config.unet widths and depths are too large)")
-    return model, shapes
+    return shapes
 
 
 def check_header(path: str | os.PathLike) -> ModelConfig:
@@ -103,7 +115,7 @@ def check_header(path: str | os.PathLike) -> ModelConfig:
     dtype and shape in the header against the architecture the config describes."""
     config = read_config(path)
     name = Path(path).name
-    _, expected = _architecture(config, name)
+    expected = _check_size(config, name)
     try:
         with safe_open(str(path), framework="pt") as f:
             found = {key: (f.get_slice(key).get_dtype(), tuple(f.get_slice(key).get_shape())) for key in f.keys()}
@@ -119,8 +131,8 @@ def check_header(path: str | os.PathLike) -> ModelConfig:
         if dtype not in WEIGHT_DTYPES:
             raise CheckpointError(f"{name}: tensor {key!r} has dtype {dtype}; weights must be floats "
                                   f"({', '.join(WEIGHT_DTYPES)})")
-        if shape != tuple(expected[key]):
-            raise CheckpointError(f"{name}: tensor {key!r} has shape {shape}, expected {tuple(expected[key])}")
+        if shape != expected[key]:
+            raise CheckpointError(f"{name}: tensor {key!r} has shape {shape}, expected {expected[key]}")
     return config
 
 
@@ -136,7 +148,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     config = check_header(path)
     name = Path(path).name
-    model, _ = _architecture(config, name)
+    with torch.device("meta"):  # the weights are assigned below, never initialised
+        model = LPIPModel(config)
     state = {}
     try:
         with safe_open(str(path), framework="pt") as f:
