@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import FIXTURES, tiny_model
 from hypothesis import given
 from hypothesis import strategies as st
@@ -140,6 +141,16 @@ def test_degrade_options_reject_nonsense(face16, tmp_path, options, needle):
 ])
 def test_restore_options_reject_nonsense(model_path, face16, tmp_path, options, needle):
     one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "-q", *options]), needle)
+
+
+def test_the_memory_guard_is_one_line(model_path, tmp_path, monkeypatch):
+    from lpip_core.method import restoration
+
+    monkeypatch.setattr(restoration, "available_memory", lambda device: 2 ** 30)
+    big = write_image(torch.rand(1, 3, 1024, 1024), tmp_path / "big.png")
+    one_line(*run(["restore", big, "-o", tmp_path / "o", "--model", model_path, "-q"]),
+             "not enough memory: restoring 1 image(s) to 4096x4096 px needs about", "a smaller image")
+    assert tree(tmp_path / "o") == {}
 
 
 def test_a_decompression_bomb_is_one_line(model_path, tmp_path):

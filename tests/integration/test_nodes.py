@@ -408,6 +408,20 @@ def test_no_face_pass_through_skips_sampling(comfy_server, tiny_checkpoint):
 
 # ------------------------------------------------------------------------------------------ errors
 
+def test_a_restoration_too_large_for_memory_is_one_line(comfy_server):
+    """A 4096 px image into an x16 model: a 65536 px result (terabytes of working memory) is refused
+    by restore's memory guard before anything is allocated, and the server stays up."""
+    import lpip_core
+
+    config = lpip_core.ModelConfig(unet=lpip_core.PRESETS["tiny"], scale=16, hq_size=256, patch=16, stride=8)
+    lpip_core.save_model(lpip_core.LPIPModel(config), comfy_server.models_dir / "lpip_diff" / "tiny_x16.safetensors")
+    prompt = {"1": load_model("tiny_x16.safetensors"),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 4096, "height": 4096, "batch_size": 1,
+                                                          "color": 0}},
+              "3": sampler(["1", 0], ["2", 0], steps=1), "4": save(["3", 0], "errors/never")}
+    _expect_error(comfy_server, prompt, "not enough memory", "65536x65536 px", "a smaller image", node="3")
+
+
 def _expect_error(server, prompt, *needles, node=None):
     pid = server.queue(prompt)
     with pytest.raises(ExecutionFailed) as ei:
