@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +24,13 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -33,63 +42,122 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _read_all(paths: list[str]):
-    """Read every input before any work starts, so a bad file fails fast and writes nothing."""
+def _read_all(paths: list[str]) -> list[Path]:
+    """Read every input before any work starts, so that a bad file fails fast and writes nothing.
+    The images are read again one at a time when their turn comes (memory holds one at a time)."""
     from .files import read_image
 
-    images = []
     for p in paths:
-        try:
-            images.append((Path(p), read_image(p)))
-        except ValueError as e:
-            raise CliError(str(e)) from None
-    return images
+        read_image(p)  # a ValueError that names the file
+    return [Path(p) for p in paths]
+
+
+def _plan_outputs(inputs: list[Path], out_dir: Path, suffixes: list[str]) -> list[list[Path]]:
+    """out_dir/<input stem><suffix> for every input and suffix, refusing up front whatever would
+    lose work: an output folder that cannot be written, two inputs with the same output, an output
+    that is one of the inputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"-o {out_dir}: exists and is not a folder")
+    plan = [[out_dir / f"{p.stem}{suffix}" for suffix in suffixes] for p in inputs]
+    sources = {p.resolve(): p for p in inputs}
+    writers: dict[Path, Path] = {}
+    for src, outs in zip(inputs, plan):
+        for out in outs:
+            key = out.resolve()
+            if key in sources:
+                raise CliError(f"writing {out} would replace the input {sources[key]}; choose another -o folder")
+            if key in writers:
+                raise CliError(f"{writers[key]} and {src} would both be written to {out}; write inputs with the "
+                               "same name to separate -o folders")
+            writers[key] = src
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as e:
+        raise CliError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from None
+    return plan
+
+
+def _write(image, target: Path) -> Path:
+    """write_image, with a full disk or a lost permission as one line that names the file."""
+    from .files import write_image
+
+    try:
+        return write_image(image, target)
+    except OSError as e:
+        raise CliError(f"cannot write {target}: {e.strerror or e}") from None
+
+
+def _warn_if_not_a_face(path: Path, lq, config, upsampled: bool) -> None:
+    """A photo given where a face crop is expected runs for minutes: say so before it starts."""
+    h, w = lq.shape[-2:]
+    if not upsampled and min(h, w) > 4 * config.lq_size:
+        print(f"lpip-diff: warning: {path.name} is {w}x{h} px, but the model restores {config.lq_size} px faces "
+              f"(x{config.scale}): the {w * config.scale}x{h * config.scale} px result will take long; crop the "
+              "faces first (ComfyUI's Face Crop & Align)", file=sys.stderr)
 
 
 def cmd_restore(args) -> None:
     from tqdm import tqdm
 
-    from .files import write_image
+    from .files import read_image
     from .method.checkpoint import load_model
     from .method.restoration import restore
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
-    images = _read_all(args.inputs)
+    inputs = _read_all(args.inputs)
+    plan = _plan_outputs(inputs, Path(args.out), [".png"])
     model = load_model(model_path, device=_device(args.device))
-    out_dir = Path(args.out)
-    bar = tqdm(total=len(images) * args.steps, unit="step", disable=args.quiet, dynamic_ncols=True)
-    for path, lq in images:
+    bar = tqdm(total=len(inputs) * args.steps, unit="step", disable=args.quiet, dynamic_ncols=True)
+    for path, (target,) in zip(inputs, plan):
+        lq = read_image(path)
+        _warn_if_not_a_face(path, lq, model.config, args.upsampled)
         bar.set_description(path.name)
         hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, patch=args.patch,
                      stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
                      whole_image=args.whole_image, upsampled=args.upsampled,
                      callback=lambda i, n, x0: bar.update(1))
-        target = write_image(hq, out_dir / f"{path.stem}.png")
-        bar.write(str(target))
+        bar.write(str(_write(hq, target)))
     bar.close()
 
 
+def _check_options(args, ranges: dict[str, tuple[float, float]]) -> None:
+    """--option values within their ranges (None = not given)."""
+    for name, (low, high) in ranges.items():
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise CliError(f"--{name.replace('_', '-')} must be in {low}..{high}, got {value}")
+
+
 def cmd_degrade(args) -> None:
-    from .files import write_image
+    from .checks import check_seed
+    from .files import read_image
     from .training.degrade import DegradeParams, degrade
 
+    _check_options(args, {"scale": (1, 64), "blur": (0, 50), "downscale": (0.01, 64), "noise": (0, 255),
+                          "jpeg": (1, 100)})
+    try:
+        check_seed(args.seed, len(args.inputs))
+    except ValueError as e:
+        raise CliError(f"--{e}") from None
     manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg, args.resample))
-    out_dir = Path(args.out)
-    for i, (path, hq) in enumerate(_read_all(args.inputs)):
+    inputs = _read_all(args.inputs)
+    plan = _plan_outputs(inputs, Path(args.out), ["_lq.png"] + (["_lq_up.png"] if args.save_upsampled else []))
+    for i, (path, targets) in enumerate(zip(inputs, plan)):
+        hq = read_image(path)
         if manual:
-            params = DegradeParams(blur_sigma=args.blur or 0.0, downscale=args.downscale or float(args.scale),
-                                   noise_sigma=args.noise or 0.0, jpeg_quality=args.jpeg,
-                                   resample=args.resample or "bicubic-aa")
+            downscale = args.downscale if args.downscale is not None else float(args.scale)
+            params = DegradeParams(blur_sigma=args.blur or 0.0, downscale=downscale, noise_sigma=args.noise or 0.0,
+                                   jpeg_quality=args.jpeg, resample=args.resample or "bicubic-aa")
             lq_size = None
         else:
             params = None
             lq_size = (max(1, hq.shape[-2] // args.scale), max(1, hq.shape[-1] // args.scale))
         lq, lq_up = degrade(hq, params, seed=args.seed + i, lq_size=lq_size)
-        print(write_image(lq, out_dir / f"{path.stem}_lq.png"))
-        if args.save_upsampled:
-            print(write_image(lq_up, out_dir / f"{path.stem}_lq_up.png"))
+        for image, target in zip((lq, lq_up), targets):
+            print(_write(image, target))
 
 
 def _check_device_name(name: str) -> None:
@@ -181,7 +249,9 @@ def _train_parser(sub) -> None:
     t.add_argument("--minutes", type=float, help="budget: stop after this much wall time (a resumed run counts "
                                                  "the time already spent)")
     t.add_argument("--steps", type=int, help="budget: stop after this many steps (with --minutes: whichever first)")
-    t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint, if any")
+    t.add_argument("--resume", action="store_true", help="continue the earlier run from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="start over an earlier run (its model, log and state "
+                                                           "are replaced); without it or --resume, train refuses")
     t.add_argument("--init", help="start from this checkpoint's weights (same preset, scale and patch): fine-tuning")
     t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
                    help="mix (default): the training mixture of README 'Degradation'; or one of its variants")
@@ -244,7 +314,7 @@ def _evaluate_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
+    parser = Parser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
     parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -293,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, ValueError) as e:
+        print(f"lpip-diff: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder without write permission, ...
         print(f"lpip-diff: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

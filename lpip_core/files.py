@@ -4,12 +4,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 
@@ -33,16 +34,50 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """An image file as float32 [1, 3, H, W] RGB in [0, 1] (greyscale and alpha are converted)."""
+    """An image file as float32 [1, 3, H, W] RGB in [0, 1], read the way it is meant to be seen.
+
+    EXIF orientation is applied; 16-bit and 32-bit integer images are scaled by their full range
+    and float images taken as 0..1 (Pillow's own conversion would clip them to 8 bits); greyscale is
+    repeated to RGB; transparency is composited over white. Anything unreadable, or larger than
+    Pillow's decompression-bomb limit, is a ValueError that names the file.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                rgb = _to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ValueError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"image {path} is too large to read safely (more than {Image.MAX_IMAGE_PIXELS:,} "
+                         "pixels; a decompression bomb?)") from None
+    except ValueError as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many kinds on a broken file
+        raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}"[:300]) from None
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """[H, W, 3] float32 in [0, 1] from any Pillow mode."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # one channel, more than 8 bits
+        values = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            if not np.isfinite(values).all() or values.min() < -0.5 or values.max() > 1.5:
+                raise ValueError(f"a float image must hold values in 0..1, got {values.min():.4g}..{values.max():.4g}")
+        elif values.min() < 0 or values.max() > 65535:
+            raise ValueError(f"32-bit integer images must hold 0..65535 (16-bit) values, got "
+                             f"{values.min():.0f}..{values.max():.0f}")
+        else:
+            values = values / 65535
+        grey = values.clip(0, 1).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(canvas, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

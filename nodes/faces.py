@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 
 from comfy_api.latest import io
+from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, paste_faces
-from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import FaceAlign, FaceAlignBatch
@@ -56,9 +56,9 @@ class FaceCropAlign(io.ComfyNode):
                                      "about 4x slower."),
                 io.Combo.Input("if_no_face", options=[ERROR, PASS_THROUGH], default=ERROR,
                                tooltip="When no face is found in the whole batch: error stops the workflow "
-                                       "with a message; pass_through goes on with face count 0 (faces is "
-                                       "then a face_size thumbnail of each image, so the nodes after it stay "
-                                       "fast, and Face Paste Back returns the image unchanged)."),
+                                       "with a message; pass_through goes on with face count 0: the nodes fed "
+                                       "by faces (the sampler, a preview) are skipped, and Face Paste Back "
+                                       "returns the image unchanged."),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -94,9 +94,9 @@ class FaceCropAlign(io.ComfyNode):
                     f"frontal faces from about {SMALLEST_FACE[upsample]} px wide: raise upsample for smaller "
                     f"faces, or set if_no_face to pass_through to go on without faces.")
             log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
-            thumbs = resize(x, (face_size, face_size))
+            # No faces: the nodes fed by `faces` (the sampler, a preview) are skipped, not run on a stand-in.
             empty = FaceAlignBatch((), count, (h, w), face_size)
-            return io.NodeOutput(core_to_image(thumbs, device, dtype), empty, 0)
+            return io.NodeOutput(ExecutionBlocker(None), empty, 0)
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
@@ -118,8 +118,9 @@ class FacePasteBack(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="The images that went into Face Crop & Align (same size and "
                                                 "batch)."),
-                io.Image.Input("faces", tooltip="The restored face crops, one per face of face_align, any "
-                                                "square size (e.g. the Patch-Fused Sampler's output)."),
+                io.Image.Input("faces", lazy=True,
+                               tooltip="The restored face crops, one per face of face_align, any "
+                                       "square size (e.g. the Patch-Fused Sampler's output)."),
                 FaceAlign.Input("face_align", tooltip="From Face Crop & Align."),
                 io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
                                tooltip="Width of the soft edge as a fraction of the crop side (0 = hard edge; "
@@ -134,6 +135,12 @@ class FacePasteBack(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The images with the faces pasted back.")],
         )
+
+    @classmethod
+    def check_lazy_status(cls, faces=None, face_align=None, **_) -> list[str]:
+        """faces is only wanted when face_align holds faces: without, the sampler never runs."""
+        wanted = faces is None and not (isinstance(face_align, FaceAlignBatch) and len(face_align) == 0)
+        return ["faces"] if wanted else []
 
     @classmethod
     def execute(cls, image, faces, face_align, feather, color_match, strength=1.0) -> io.NodeOutput:

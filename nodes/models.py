@@ -51,7 +51,7 @@ def model_dirs() -> list[str]:
 
 # ------------------------------------------------------------------------------------ metadata
 
-_config_cache: dict[tuple[str, int, int], ModelConfig | str] = {}
+_checked: dict[tuple[str, int, int], ModelConfig | str] = {}
 
 
 def describe_config(config: ModelConfig) -> str:
@@ -60,23 +60,31 @@ def describe_config(config: ModelConfig) -> str:
             f"(stride {config.stride})")
 
 
-def describe_file(name: str) -> str:
-    """One line about a checkpoint of the folder, from its metadata only (cached by mtime/size)."""
+def checked_config(name: str) -> ModelConfig | str:
+    """A checkpoint's config if its metadata passes lpip_core's checks (every field in its documented
+    range; milliseconds, nothing else is read), else why not. Cached by path, mtime and size; a file
+    that fails is logged once. Never raises: one broken file must not take the pack down. The
+    tensors are checked when the file is loaded."""
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None:
-        return f"{name}: not found"
+        return "not found"
     try:
         st = os.stat(path)
     except OSError as e:
-        return f"{name}: {e}"
+        return str(e)
     key = (path, st.st_mtime_ns, st.st_size)
-    if key not in _config_cache:
+    if key not in _checked:
         try:
-            _config_cache[key] = read_config(path)
-        except CheckpointError as e:
-            _config_cache[key] = f"not usable ({e})"
-    value = _config_cache[key]
-    return f"{name}: {value if isinstance(value, str) else describe_config(value)}"
+            _checked[key] = read_config(path)
+        except Exception as e:  # noqa: BLE001 - whatever a hostile file triggers, skip the file
+            _checked[key] = str(e) if isinstance(e, CheckpointError) else f"{name}: {type(e).__name__}: {e}"
+            log.warning("LPIP-Diff: skipping %s: %s", path, _checked[key])
+    return _checked[key]
+
+
+def usable_model_names() -> list[str]:
+    """The checkpoints of the folder whose config is valid: the loader's options."""
+    return [n for n in model_names() if isinstance(checked_config(n), ModelConfig)]
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -165,9 +173,12 @@ def pick_device(choice: str) -> tuple[torch.device, torch.device]:
 class LoadLPIPModel(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        names = model_names()
-        about = "\n".join(f"  {describe_file(n)}" for n in names) or \
+        names = usable_model_names()
+        about = "\n".join(f"  {n}: {describe_config(checked_config(n))}" for n in names) or \
             f"  none yet: put .safetensors checkpoints in {os.path.join(folder_paths.models_dir, FOLDER)}"
+        skipped = len(model_names()) - len(names)
+        if skipped:
+            about += f"\n  ({skipped} other .safetensors file(s) skipped: not valid LPIP-Diff checkpoints; see the log)"
         return io.Schema(
             node_id="LoadLPIPModel",
             display_name="Load LPIP-Diff Model",

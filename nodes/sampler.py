@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import to_pil
 from ..lpip_core.method.patches import FUSIONS
-from ..lpip_core.method.restoration import RECOMMENDED_DENOISE
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, memory_estimate
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
@@ -53,13 +53,14 @@ def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) ->
     return patch, (stride or None)
 
 
-def memory_estimate(config, patch: int, max_patch_batch: int, dtype: torch.dtype) -> int:
-    """A generous guess of the activation memory of one UNet call on ``max_patch_batch`` patches
-    (ComfyUI frees other models until this fits next to the weights)."""
-    unet = config.unet
-    width = unet.base_channels * max(unet.channel_mults)
-    element = torch.finfo(dtype).bits // 8
-    return int(max_patch_batch * patch * patch * width * element * 24)
+def working_memory(config, out_h: int, out_w: int, patch: int | None, stride: int | None, fusion: str,
+                   max_patch_batch: int, dtype: torch.dtype) -> int:
+    """lpip_core's estimate of what restoring one image needs next to the weights (ComfyUI frees
+    other models until it fits; restore's own guard then checks the free memory)."""
+    patch = patch or config.patch
+    stride = stride or max(1, patch // 2)
+    fixed, per_patch = memory_estimate(config, 1, (out_h, out_w), (patch, patch), (stride, stride), fusion, dtype)
+    return fixed + per_patch * max_patch_batch
 
 
 class PatchFusedSampler(io.ComfyNode):
@@ -137,7 +138,7 @@ class PatchFusedSampler(io.ComfyNode):
         if not upsampled and min(h, w) > 4 * config.lq_size:
             log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
                         "mean to connect Face Crop & Align's faces?", w, h, model.name, config.lq_size, config.scale)
-        net = model.load(memory_estimate(config, patch or config.patch, max_patch_batch, model.dtype))
+        net = model.load(working_memory(config, out_h, out_w, patch, stride, fusion, max_patch_batch, model.dtype))
         total = frames * steps
         pbar = comfy.utils.ProgressBar(total)
         preview_px = getattr(comfy_args, "preview_size", 512)

@@ -57,7 +57,8 @@ def test_bad_images_are_refused_with_the_reason(model, lq, match):
     (dict(eta=-0.1), "eta must be in 0..1"),
     (dict(max_batch=0), "max_batch must be an integer in >= 1"),
     (dict(scale=0), "scale must be an integer in 1..16"),
-    (dict(seed=-1), "seed must be an integer in >= 0"),
+    (dict(seed=-1), "seed must be an integer in 0..2\\*\\*64 - 1"),
+    (dict(seed=2 ** 64), "seed must be an integer in 0..2\\*\\*64 - 1"),
     (dict(spacing="middle"), "spacing must be one of"),
 ])
 def test_bad_options_name_the_argument_and_range(model, kwargs, match):

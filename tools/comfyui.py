@@ -773,8 +773,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--extra-model-paths", default=None, metavar="YAML",
                        help="an extra_model_paths.yaml for the server (e.g. a folder of lpip_diff models)")
     args = ap.parse_args(argv)
-    extra = [] if args.extra_model_paths is None else \
-        ["--extra-model-paths-config", str(Path(args.extra_model_paths).expanduser().resolve())]
+    extra_paths = getattr(args, "extra_model_paths", None)  # `ensure` starts no server and has no such option
+    extra = [] if extra_paths is None else \
+        ["--extra-model-paths-config", str(Path(extra_paths).expanduser().resolve())]
 
     def on_sigterm(*_):  # stop the server and remove its folder as on Ctrl-C
         raise KeyboardInterrupt

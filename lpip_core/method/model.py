@@ -6,16 +6,24 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import nn
 
+from ..checks import check_int, shown
 from .schedule import ScheduleConfig
 from .unet import ConditionalUNet, UNetConfig
 
 ARCHITECTURE = "lpip-diff-sr3-unet"
 FORMAT_VERSION = 1
+MAX_SCALE = 16
+MAX_SIZE = 4096
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """How a checkpoint was trained and how it expects to be sampled; stored as checkpoint metadata."""
+    """How a checkpoint was trained and how it expects to be sampled; stored as checkpoint metadata.
+
+    Accepted: scale 1..16; hq_size 1..4096, a multiple of scale; patch a multiple of the UNet's
+    downsample factor, at most hq_size; stride 1..patch; training a JSON object. The UNet and the
+    schedule check their own fields (UNetConfig, ScheduleConfig).
+    """
 
     unet: UNetConfig = UNetConfig()
     scale: int = 4  # LQ -> HQ upscaling factor
@@ -26,13 +34,19 @@ class ModelConfig:
     training: dict = field(default_factory=dict)  # summary: data, steps, minutes, device, ...
 
     def __post_init__(self):
-        if self.scale < 1:
-            raise ValueError(f"scale must be >= 1, got {self.scale}")
+        if not isinstance(self.unet, UNetConfig) or not isinstance(self.schedule, ScheduleConfig):
+            raise ValueError("unet and schedule must be a UNetConfig and a ScheduleConfig")
+        check_int("scale", self.scale, 1, MAX_SCALE)
+        check_int("hq_size", self.hq_size, 1, MAX_SIZE)
+        if self.hq_size % self.scale:
+            raise ValueError(f"hq_size must be a multiple of scale {self.scale}, got {self.hq_size}")
         factor = self.unet.downsample_factor
-        if self.patch < factor or self.patch % factor:
+        check_int("patch", self.patch, 1, self.hq_size)
+        if self.patch % factor:
             raise ValueError(f"patch must be a positive multiple of {factor} for this UNet, got {self.patch}")
-        if not 1 <= self.stride <= self.patch:
-            raise ValueError(f"stride must be in 1..{self.patch}, got {self.stride}")
+        check_int("stride", self.stride, 1, self.patch)
+        if not isinstance(self.training, dict):
+            raise ValueError(f"training must be a JSON object, got {shown(self.training)}")
 
     @property
     def lq_size(self) -> int:
@@ -43,25 +57,38 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        """Rebuild and validate a config read from a checkpoint; names the first unknown key."""
+        """Rebuild and validate a config read from a checkpoint. Errors name the field's path
+        (config.unet.base_channels ...) and its accepted range."""
+        if not isinstance(data, dict):
+            raise ValueError(f"config must be a JSON object, got {shown(data)}")
         data = dict(data)
         arch, version = data.pop("architecture", None), data.pop("version", None)
         if arch != ARCHITECTURE:
-            raise ValueError(f"architecture {arch!r} is not {ARCHITECTURE!r}")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"config version {version!r} is not supported (expected {FORMAT_VERSION})")
+            raise ValueError(f"architecture {shown(arch)} is not {ARCHITECTURE!r}")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise ValueError(f"config version {shown(version)} is not supported (expected {FORMAT_VERSION})")
         _check_keys(cls, data, "config")
-        _check_keys(UNetConfig, data.get("unet", {}), "config.unet")
-        _check_keys(ScheduleConfig, data.get("schedule", {}), "config.schedule")
-        return cls(**{**data, "unet": UNetConfig(**data.get("unet", {})),
-                      "schedule": ScheduleConfig(**data.get("schedule", {}))})
+        parts = {}
+        for name, kind in (("unet", UNetConfig), ("schedule", ScheduleConfig)):
+            part = data.get(name, {})
+            if not isinstance(part, dict):
+                raise ValueError(f"config.{name} must be a JSON object, got {shown(part)}")
+            _check_keys(kind, part, f"config.{name}")
+            try:
+                parts[name] = kind(**part)
+            except ValueError as e:
+                raise ValueError(f"config.{name}.{e}") from None
+        try:
+            return cls(**{**data, **parts})
+        except ValueError as e:
+            raise ValueError(f"config.{e}") from None
 
 
 def _check_keys(kind, data: dict, where: str) -> None:
     known = {f.name for f in fields(kind)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"unknown key {where}.{unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise ValueError(f"unknown key {where}.{shown(unknown[0])} (known: {', '.join(sorted(known))})")
 
 
 class LPIPModel(nn.Module):

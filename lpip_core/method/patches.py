@@ -5,12 +5,24 @@ All index tables of a grid are built once per (H, W, patch, stride) and reused e
 """
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 
 import torch
 from torch.nn import functional as F
 
 FUSIONS = ("mean", "median", "gaussian")
+
+
+def count_starts(length: int, patch: int, stride: int) -> int:
+    """len(patch_starts(...)) without building the list."""
+    span = max(0, length - patch)
+    return span // stride + 1 + (span % stride > 0)
+
+
+def grid_bytes(area: int, patch_pixels: int) -> int:
+    """Bytes of a grid's tables: three per patch pixel (index, Gaussian weight, median slot) and
+    two per canvas pixel (coverage count, Gaussian weight sum), all 8 bytes wide."""
+    return 24 * patch_pixels + 16 * area
 
 
 def patch_starts(length: int, patch: int, stride: int) -> tuple[int, ...]:
@@ -44,6 +56,11 @@ class PatchGrid:
         self.gaussian_sigma = gaussian_sigma
         self._tables: dict[torch.device, dict[str, torch.Tensor]] = {}
         self._cpu = self._build()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index tables, on every device they were copied to."""
+        return sum(t.nbytes for tables in (self._cpu, *self._tables.values()) for t in tables.values())
 
     @property
     def num_patches(self) -> int:
@@ -119,10 +136,20 @@ class PatchGrid:
         return (ordered.gather(2, low) + ordered.gather(2, high)).squeeze(2) / 2
 
 
-@functools.lru_cache(maxsize=32)
+GRID_CACHE_BYTES = 256 * 2 ** 20
+_grids: OrderedDict[tuple, PatchGrid] = OrderedDict()
+
+
 def patch_grid(height: int, width: int, patch: tuple[int, int], stride: tuple[int, int]) -> PatchGrid:
-    """The grid for these sizes, built once and cached."""
-    return PatchGrid(height, width, patch, stride)
+    """The grid for these sizes, built once and cached. The cache keeps the most recently used
+    grids whose tables (on every device) add up to GRID_CACHE_BYTES, and always the latest one."""
+    key = (height, width, tuple(patch), tuple(stride))
+    grid = _grids.pop(key, None) or PatchGrid(height, width, patch, stride)
+    _grids[key] = grid
+    total = sum(g.nbytes for g in _grids.values())
+    while total > GRID_CACHE_BYTES and len(_grids) > 1:
+        total -= _grids.popitem(last=False)[1].nbytes
+    return grid
 
 
 def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -1,13 +1,15 @@
 """`restore`: the public entry point that turns LQ faces into restored HQ faces (Algorithm 2)."""
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import torch
 
+from ..checks import check_int, check_seed, shown
 from ..resize import resize
-from .patches import FUSIONS, pad_to, patch_grid
-from .sampler import Callback, EpsModel, FusedEps, sample_ddim
+from .patches import FUSIONS, count_starts, grid_bytes, pad_to, patch_grid
+from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim
 from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
 
 DEFAULT_STEPS = 25
@@ -15,6 +17,7 @@ DEFAULT_STEPS = 25
 # the denoise sweep of the shipped models (README "Fidelity: denoise").
 RECOMMENDED_DENOISE = 1.0
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
+MEMORY_SHARE = 0.9  # restore plans to use at most this share of the device's free memory
 
 
 def auto_max_batch(device: torch.device, patch_hw: tuple[int, int], bound: int | None = None) -> int:
@@ -24,6 +27,105 @@ def auto_max_batch(device: torch.device, patch_hw: tuple[int, int], bound: int |
         fastest = max(1, CPU_PIXELS_PER_CALL // (patch_hw[0] * patch_hw[1]))
         return fastest if bound is None else min(bound, fastest)
     return bound or 64
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device``, or None when it cannot be told.
+
+    CUDA: the driver's free memory plus what torch's allocator holds unused; CPU: the kernel's
+    MemAvailable (Linux), else the free physical pages.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def unet_activations(config, patch_hw: tuple[int, int]) -> int:
+    """Activation values one patch keeps alive in a UNet call: every skip connection, plus the
+    temporaries of the widest block (concatenation, norms, convolutions: 8 copies) and the q, k,
+    v and output of attention (torch's fused attention never holds the token x token matrix)."""
+    unet = config.unet
+    levels = len(unet.channel_mults)
+    widths = [unet.base_channels * m for m in unet.channel_mults]
+    pixels = [-(-patch_hw[0] // 2 ** lv) * -(-patch_hw[1] // 2 ** lv) for lv in range(levels)]
+    skips = unet.base_channels * pixels[0] + sum(
+        (unet.num_res_blocks + (lv < levels - 1)) * widths[lv] * pixels[lv] for lv in range(levels))
+    widest = max((widths[lv] + widths[min(lv + 1, levels - 1)]) * pixels[lv] for lv in range(levels))
+    attention = max([4 * widths[lv] * pixels[lv] for lv in unet.attention_levels] + [0])
+    return skips + 8 * widest + attention
+
+
+def memory_estimate(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, int],
+                    stride_hw: tuple[int, int], fusion: str, dtype: torch.dtype) -> tuple[int, int]:
+    """(bytes restore needs whatever the patch chunk, bytes per patch of a chunk) on the sampling device.
+
+    The fixed part: the patch grid's index tables (and their build), the LQ condition cut into
+    patches, a dozen canvases of the DDIM loop, and one step's patch estimates fused in float64
+    (the median also sorts every pixel's stack of estimates). The per-patch part: the UNet's
+    activations (0 for a model without a config) and its input and output patch.
+    """
+    height, width = max(size[0], patch_hw[0]), max(size[1], patch_hw[1])
+    area = height * width
+    patches = count_starts(height, patch_hw[0], stride_hw[0]) * count_starts(width, patch_hw[1], stride_hw[1])
+    pixels = patches * patch_hw[0] * patch_hw[1]  # patch pixels per image
+    element = torch.finfo(dtype).bits // 8
+    fixed = grid_bytes(area, pixels) * 2  # the tables and the temporaries of their build
+    fixed += batch * 3 * (pixels * (element + 8) + area * 4 * 12)  # LQ patches and their cut; canvases
+    fixed += batch * 3 * (pixels * 40 + area * 24)  # one step: cut x_t, estimates, float64 fusion
+    if fusion == "median":
+        overlap = (-(-patch_hw[0] // stride_hw[0]) + 1) * (-(-patch_hw[1] // stride_hw[1]) + 1)
+        fixed += batch * 3 * area * 8 * 3 * overlap  # the stacks, sorted values and their order
+    per_patch = 3 * patch_hw[0] * patch_hw[1] * (element + 4) * 2
+    if config is not None:
+        per_patch += unet_activations(config, patch_hw) * element
+    return fixed, per_patch
+
+
+def fit_memory(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int],
+               fusion: str, max_batch: int, device: torch.device, dtype: torch.dtype) -> int:
+    """The memory guard: the patches per UNet call that fit the device's free memory, at most
+    ``max_batch`` (a smaller chunk gives the same result); a ValueError with the estimate, the
+    limit and what to change when even one patch per call would not fit."""
+    free = available_memory(device)
+    if free is None:
+        return max_batch
+    limit = int(free * MEMORY_SHARE)
+    fixed, per_patch = memory_estimate(config, batch, size, patch_hw, stride_hw, fusion, dtype)
+    if fixed + per_patch * max_batch <= limit:
+        return max_batch
+    if fixed + per_patch <= limit:
+        return (limit - fixed) // per_patch
+    advice = ["a smaller image (crop the faces first: the models restore 16 px faces)"]
+    if batch > 1:
+        advice.append("fewer images at once")
+    if fusion == "median":
+        advice.append("fusion mean")
+    if patch_hw[0] * patch_hw[1] >= size[0] * size[1] and (size[0] > 256 or size[1] > 256):
+        advice.append("patches instead of the whole image")
+    elif stride_hw[0] * 2 < patch_hw[0] or stride_hw[1] * 2 < patch_hw[1]:
+        advice.append("a larger stride")
+    raise ValueError(f"not enough memory: restoring {batch} image(s) to {size[1]}x{size[0]} px needs about "
+                     f"{_gb(fixed + per_patch)} on {device}, but {_gb(limit)} can be used there ({MEMORY_SHARE:.0%} "
+                     f"of the {_gb(free)} free); use {', '.join(advice[:-1])}{' or ' if len(advice) > 1 else ''}"
+                     f"{advice[-1]}")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2 ** 30:.2f} GB" if n >= 2 ** 28 else f"{n / 2 ** 20:.0f} MB"
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -54,13 +156,6 @@ def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise ValueError(f"{name} values must lie in [0, 1], got {image.min().item():.3g}..{image.max().item():.3g}"
                          " (0..255 data? divide by 255)")
     return image.float().clamp(0, 1)
-
-
-def _positive_int(value, name: str, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        accepted = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {accepted}, got {value!r}")
-    return value
 
 
 def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spacing: str) -> list[int]:
@@ -104,19 +199,19 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
-    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
-        raise ValueError(f"eta must be in 0..1, got {eta!r}")
+    if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+        raise ValueError(f"eta must be in 0..1, got {shown(eta)}")
     scale = scale if scale is not None else (config.scale if config else None)
     if scale is None:
         raise ValueError("scale is required for a model without .config")
-    _positive_int(scale, "scale", 1, 16)
+    check_int("scale", scale, 1, 16)
     if max_batch is not None:
-        _positive_int(max_batch, "max_batch")
-    _positive_int(seed, "seed", 0)
+        check_int("max_batch", max_batch, 1)
+    check_seed(seed, lq.shape[0])
     schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
-    _positive_int(steps, "steps", 1, schedule.timesteps)
+    check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
-        raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {denoise!r}")
+        raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
 
     height, width = lq.shape[-2:] if upsampled else (lq.shape[-2] * scale, lq.shape[-1] * scale)
     factor = config.unet.downsample_factor if config else 1
@@ -129,30 +224,31 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
             if config is None:
                 raise ValueError("patch is required for a model without .config (or use whole_image=True)")
             patch, stride = config.patch, config.stride if stride is None else stride
-        _positive_int(patch, "patch", factor)
+        check_int("patch", patch, factor)
         if patch % factor:
             raise ValueError(f"patch must be a multiple of {factor} (the UNet's down-sampling), got {patch}")
         stride = max(1, patch // 2) if stride is None else stride
-        _positive_int(stride, "stride", 1, patch)
+        check_int("stride", stride, 1, patch)
         patch_hw, stride_hw = (patch, patch), (stride, stride)
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, height, width)
 
     weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = weight.device if weight is not None else lq.device
+    max_batch = fit_memory(config, lq.shape[0], (height, width), patch_hw, stride_hw, fusion,
+                           auto_max_batch(device, patch_hw, max_batch), device, model_dtype(model) or torch.float32)
     upsampled_lq = resize(lq.to(device), (height, width))
     if denoise == 0:
         return upsampled_lq.to(lq.device)
     lq_up = upsampled_lq * 2 - 1
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
-    max_batch = auto_max_batch(device, patch_hw, max_batch)
     eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
                    cancel=cancel)
 
     def eps_on_canvas(x, t):
         return eps(pad_to(x, grid.height, grid.width), t)[..., :height, :width]
 
-    generators = [torch.Generator().manual_seed((seed + b) % 2 ** 64) for b in range(lq.shape[0])]
+    generators = [torch.Generator().manual_seed(seed + b) for b in range(lq.shape[0])]
 
     def noise():
         return torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(device)

@@ -10,12 +10,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..checks import check_float, check_int, shown
+
 SPACINGS = ("trailing", "leading")
+MAX_TIMESTEPS = 10_000
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """The training noise schedule; stored in every checkpoint."""
+    """The training noise schedule; stored in every checkpoint.
+
+    Accepted: kind "linear" or "cosine"; timesteps 1..10000 (the tables hold one float64 each);
+    0 < beta_start <= beta_end < 1.
+    """
 
     kind: str = "linear"  # "linear" (the paper: 1e-4..0.02) or "cosine" (Nichol & Dhariwal)
     timesteps: int = 1000
@@ -23,12 +30,13 @@ class ScheduleConfig:
     beta_end: float = 0.02
 
     def __post_init__(self):
-        if self.kind not in ("linear", "cosine"):
-            raise ValueError(f"schedule kind must be 'linear' or 'cosine', got {self.kind!r}")
-        if self.timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
-        if not 0 < self.beta_start <= self.beta_end < 1:
-            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        if not isinstance(self.kind, str) or self.kind not in ("linear", "cosine"):
+            raise ValueError(f"kind must be 'linear' or 'cosine', got {shown(self.kind)}")
+        check_int("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
+        check_float("beta_start", self.beta_start, 0.0, 1.0, open_low=True, open_high=True)
+        check_float("beta_end", self.beta_end, 0.0, 1.0, open_low=True, open_high=True)
+        if self.beta_start > self.beta_end:
+            raise ValueError(f"beta_start must be <= beta_end, got {self.beta_start}, {self.beta_end}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,10 +13,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import check_float, check_int, check_int_list, shown
+
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Shape of a ConditionalUNet; stored in every checkpoint."""
+    """Shape of a ConditionalUNet; stored in every checkpoint.
+
+    Accepted ranges (checked before anything is built, so that a checkpoint's metadata cannot ask
+    for an absurd network): image_channels 3; base_channels 1..1024; channel_mults 1 to 8 levels,
+    each 1..16; num_res_blocks 1..8; attention_levels distinct level indices; head_channels
+    1..4096, and every attention width a multiple of its head count; norm_groups 1..1024, dividing
+    base_channels and every level's width; dropout in [0, 1).
+    """
 
     image_channels: int = 3
     base_channels: int = 64
@@ -30,18 +39,31 @@ class UNetConfig:
 
     def __post_init__(self):
         # JSON round trips give lists; keep the dataclass hashable and comparable.
-        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
-        object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
-        levels = len(self.channel_mults)
-        if levels < 1:
-            raise ValueError("channel_mults must name at least one level")
-        bad = [lv for lv in self.attention_levels if not 0 <= lv < levels]
-        if bad:
-            raise ValueError(f"attention_levels {bad} outside 0..{levels - 1}")
-        for mult in self.channel_mults:
-            ch = self.base_channels * mult
-            if ch % self.norm_groups:
-                raise ValueError(f"norm_groups={self.norm_groups} must divide every width; {ch} is not divisible")
+        mults = check_int_list("channel_mults", self.channel_mults, 1, 16, min_len=1, max_len=8)
+        levels = len(mults)
+        attention = check_int_list("attention_levels", self.attention_levels, 0, levels - 1, min_len=0,
+                                   max_len=levels)
+        if len(set(attention)) != len(attention):
+            raise ValueError(f"attention_levels must be distinct, got {list(attention)}")
+        object.__setattr__(self, "channel_mults", mults)
+        object.__setattr__(self, "attention_levels", attention)
+        check_int("image_channels", self.image_channels, 3, 3)
+        check_int("base_channels", self.base_channels, 1, 1024)
+        check_int("num_res_blocks", self.num_res_blocks, 1, 8)
+        if not isinstance(self.middle_attention, bool):
+            raise ValueError(f"middle_attention must be true or false, got {shown(self.middle_attention)}")
+        check_int("head_channels", self.head_channels, 1, 4096)
+        check_int("norm_groups", self.norm_groups, 1, 1024)
+        check_float("dropout", self.dropout, 0.0, 1.0, open_high=True)
+        for width in (self.base_channels, *(self.base_channels * m for m in mults)):
+            if width % self.norm_groups:
+                raise ValueError(f"norm_groups={self.norm_groups} must divide every width; {width} is not divisible")
+        widths = [self.base_channels * mults[lv] for lv in attention]
+        for width in widths + ([self.base_channels * mults[-1]] if self.middle_attention else []):
+            heads = max(1, width // self.head_channels)
+            if width % heads:
+                raise ValueError(f"head_channels={self.head_channels} splits width {width} into {heads} heads "
+                                 "unevenly; the width must be a multiple of the head count")
 
     @property
     def downsample_factor(self) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import random
+import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 
@@ -63,10 +64,8 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
     min_face_size = hq_size if min_face_size is None else min_face_size
     manifest = native_sizes(root)
     faces, names = [], []
-    for path in list_images(root):
-        if path.name in exclude or (include is not None and path.name not in include):
-            continue
-        image = read_image(path)
+    wanted = [p for p in list_images(root) if p.name not in exclude and (include is None or p.name in include)]
+    for path, image in readable_images(wanted):
         native = manifest.get(path.name, min(image.shape[-2:]))
         if align:
             from ..faces.detect import align_faces
@@ -85,6 +84,22 @@ def load_faces(root: str | Path, hq_size: int, *, exclude: Iterable[str] = (), i
     if not faces:
         raise ValueError(f"no usable face images in {root} (hq_size {hq_size}, min_face_size {min_face_size})")
     return torch.stack(faces), names
+
+
+def readable_images(paths: list[Path]) -> Iterator[tuple[Path, torch.Tensor]]:
+    """(path, image) for every file that reads; the others are skipped, counted and named in one
+    warning at the end, so that one corrupt file does not stop a training run."""
+    skipped = []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ValueError as e:
+            skipped.append(str(e))
+            continue
+        yield path, image
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}"
+                      + (" ..." if len(skipped) > 3 else ""), stacklevel=2)
 
 
 class PatchPairs(torch.utils.data.Dataset):

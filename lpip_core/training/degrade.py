@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from ..checks import check_seed
 from ..resize import resize
 
 RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa")  # -aa: antialiased
@@ -205,6 +206,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
 
     hq = check_image(hq, "image")
     batch, size = hq.shape[0], tuple(hq.shape[-2:])
+    check_seed(seed, batch)
     if isinstance(params, DegradeParams):
         params = [params] * batch if batch else [params]
     elif params is None:

@@ -62,6 +62,7 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (same architecture), not at random
     degradation: str = "mix"  # the training mixture, or one of its variants (data.DEGRADATIONS)
     augment: bool = True  # geometric and colour jitter (augment.Augmentation); False: flips only
+    overwrite: bool = False  # start over an earlier run's model, log and state
     log_dir: str | None = None  # default: <out without suffix>-train/
     extra: dict = field(default_factory=dict)
 
@@ -188,6 +189,24 @@ def _state_path(cfg: TrainConfig) -> Path:
     return cfg.run_dir / "state.safetensors"
 
 
+def check_run_start(cfg: TrainConfig) -> bool:
+    """Whether this run resumes. Refuses to start over an earlier run's files (the model, its log,
+    its resume state) unless told: resume continues it, overwrite replaces it."""
+    state, log, out = _state_path(cfg), cfg.run_dir / "loss.csv", Path(cfg.out)
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the earlier run and --overwrite replaces it: pass only one")
+    if cfg.resume and state.is_file():
+        return True
+    earlier = [p for p in (out, state, log) if p.exists()]
+    if cfg.resume and earlier:
+        raise ValueError(f"--resume: no training state at {state} to continue, but {earlier[0]} exists; pass "
+                         "--overwrite instead to start a new run that replaces it")
+    if earlier and not cfg.overwrite:
+        raise ValueError(f"{earlier[0]} exists from an earlier run: pass --resume to continue that run, or "
+                         "--overwrite to start over and replace it")
+    return False
+
+
 def save_state(cfg, path, model, ema, optimizer, step, elapsed, model_config):
     """Weights, EMA and AdamW moments as tensors, counters as JSON metadata: no pickle anywhere."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -205,28 +224,46 @@ def save_state(cfg, path, model, ema, optimizer, step, elapsed, model_config):
 def load_state(path, model, ema, optimizer, model_config: ModelConfig | None = None) -> tuple[int, float]:
     """Restore what save_state wrote; returns (step, elapsed seconds). Refuses a state saved for
     another model config (a clear error instead of a state-dict mismatch deep inside torch)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    if model_config is not None:
+    def unusable(reason):
+        return ValueError(f"--resume: {path} is not a usable training state ({reason}); pass --overwrite "
+                          "instead of --resume to start over")
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        step, elapsed = int(meta["step"]), float(meta["elapsed"])
         saved = json.loads(meta.get("model_config", "null"))
+    except (SafetensorError, OSError, KeyError, ValueError, RecursionError) as e:
+        raise unusable(f"{type(e).__name__}: {e}"[:200]) from None
+    if step < 0 or not math.isfinite(elapsed) or elapsed < 0:
+        raise unusable(f"step {step}, elapsed {elapsed}")
+    if model_config is not None:
+        saved = saved if isinstance(saved, dict) else {}
         wanted = json.loads(json.dumps(model_config.to_dict()))
         if saved != wanted:
-            differ = sorted(k for k in set(saved or {}) | set(wanted) if (saved or {}).get(k) != wanted.get(k))
+            differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
             raise ValueError(f"resume: {path} was saved for another model ({', '.join(differ)} differ); "
                              "train with the same scale/hq_size/patch/preset, or use another out path")
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     opt = optimizer.state_dict()
-    for i in range(len(opt["param_groups"][0]["params"])):
-        names = {k.split(".", 2)[2] for k in tensors if k.startswith(f"opt.{i}.")}
-        if names:
-            opt["state"][i] = {n: tensors[f"opt.{i}.{n}"].reshape(()) if n == "step" else tensors[f"opt.{i}.{n}"]
-                               for n in names}
-    optimizer.load_state_dict(opt)
-    return int(meta["step"]), float(meta["elapsed"])
+    params = list(model.parameters())
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        for i in range(len(opt["param_groups"][0]["params"])):
+            names = {k.split(".", 2)[2] for k in tensors if k.startswith(f"opt.{i}.")}
+            if names:
+                moments = {n: tensors[f"opt.{i}.{n}"] for n in names - {"step"}}
+                if names != {"step", "exp_avg", "exp_avg_sq"} or any(m.shape != params[i].shape
+                                                                     for m in moments.values()):
+                    raise ValueError(f"optimizer state {i} does not fit parameter {i}")
+                opt["state"][i] = {"step": tensors[f"opt.{i}.step"].reshape(()), **moments}
+        optimizer.load_state_dict(opt)
+    except (RuntimeError, ValueError, KeyError, IndexError) as e:
+        raise unusable(f"{type(e).__name__}: {e}"[:200]) from None
+    return step, elapsed
 
 
 def plot_loss(csv_path: Path, png_path: Path) -> None:
@@ -260,6 +297,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     ddp = Distributed(device)
     torch.manual_seed(cfg.seed)
 
+    resuming = check_run_start(cfg)
     if cfg.holdout and not Path(cfg.holdout).is_file():
         raise ValueError(f"holdout file not found: {cfg.holdout}")
     exclude = read_split(cfg.holdout) if cfg.holdout else set()
@@ -277,7 +315,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
     run_dir = cfg.run_dir
-    if cfg.resume and _state_path(cfg).is_file():
+    if resuming:
         step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer, model_config)
     net = DistributedDataParallel(model) if ddp.enabled else model
 
@@ -301,6 +339,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     log_path = run_dir / "loss.csv"
     if ddp.main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not resuming:  # --overwrite: an earlier run's state must not be resumed into this one
+            _state_path(cfg).unlink(missing_ok=True)
         _start_log(log_path, step)
     bar = None
     if progress and ddp.main:

@@ -53,12 +53,23 @@ def comfy_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfy_server(comfy_dir, tmp_path_factory):
-    """A running ComfyServer with this repository as the custom-node pack ComfyUI-LPIP-Diff."""
+def hostile_models(tmp_path_factory) -> dict[str, str]:
+    """The hostile checkpoint corpus (tests/fuzz/hostile.py), written into the server's
+    models/lpip_diff before it starts: every test runs with this junk beside the good models."""
+    from fuzz.hostile import hostile_checkpoints
+
+    base = tmp_path_factory.mktemp("comfyui")
+    return {"base_dir": base, **hostile_checkpoints(base / "models" / "lpip_diff")}
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfy_dir, hostile_models):
+    """A running ComfyServer with this repository as the custom-node pack ComfyUI-LPIP-Diff, and the
+    hostile checkpoint corpus in its model folder."""
     server = ComfyServer(comfy_dir, python=os.environ.get("LPIP_COMFY_PYTHON") or None,
                          custom_nodes={PACK_NAME: REPO_ROOT},
                          cpu=os.environ.get("LPIP_COMFY_CPU", "1") != "0",
-                         base_dir=tmp_path_factory.mktemp("comfyui"))
+                         base_dir=hostile_models["base_dir"])
     try:
         server.start()
     except ComfyError as e:

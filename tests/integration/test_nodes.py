@@ -85,6 +85,30 @@ def test_pack_imports_fast_and_lists_five_nodes(comfy_server):
         assert info[node_id]["category"] == "LPIP-Diff"
 
 
+def test_junk_in_the_model_folder_never_takes_the_pack_down(comfy_server, hostile_models, tiny_checkpoint):
+    """The server started with the hostile corpus (bad configs, nesting 100k deep, pickles, NaN, ...)
+    in models/lpip_diff: the pack loaded, all five nodes are there, the good models are listed, every
+    file with a bad config is skipped and logged once, and what is listed but broken fails cleanly."""
+    assert comfy_server.custom_node_status()[PACK_NAME] is True
+    for _ in range(2):  # every /object_info lists the folder again
+        info = comfy_server.object_info()
+    assert all(node_id in info for node_id in NODE_IDS)
+    options = info["LoadLPIPModel"]["input"]["required"]["model_name"][1]["options"]
+    assert tiny_checkpoint in options and "lpip_x4_64.safetensors" in options
+    names = [n for n in hostile_models if n != "base_dir"]
+    skipped = [n for n in names if n not in options]
+    assert len(skipped) >= 40 and "norm_groups_zero.safetensors" in skipped and "nested_100k.safetensors" in skipped
+    log = comfy_server.log_path.read_text(errors="replace")
+    for name in skipped:
+        assert log.count(f"skipping {comfy_server.models_dir / 'lpip_diff' / name}:") == 1, name
+    assert "other .safetensors file(s) skipped" in info["LoadLPIPModel"]["description"]
+    for name in sorted(set(names) - set(skipped)):  # a valid config, broken tensors: a clear error at load
+        prompt = {"1": load_model(name),
+                  "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+                  "3": sampler(["1", 0], ["2", 0], steps=1), "4": save(["3", 0], "errors/never")}
+        _expect_error(comfy_server, prompt, name, hostile_models[name], node="1")
+
+
 def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint):
     info = comfy_server.object_info()
     for node_id in NODE_IDS:
@@ -363,22 +387,40 @@ def test_paste_back_has_no_seam_on_a_flat_region(comfy_server, face_photos):
     assert step <= 2, f"a visible seam: a step of {step} levels"
 
 
-def test_no_face_pass_through(comfy_server, tiny_checkpoint):
+def test_no_face_pass_through_skips_sampling(comfy_server, tiny_checkpoint):
+    """No face: the sampler (here 1000 steps, minutes if it ran on anything) and the nodes fed by faces
+    are skipped, and the photo comes back unchanged."""
     prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 120, "height": 90, "batch_size": 1,
                                                           "color": 0x336699}},
               "2": load_model(tiny_checkpoint),
               "3": crop_align(["1", 0], if_no_face="pass_through"),
-              "4": sampler(["2", 0], ["3", 0], steps=1),
+              "4": sampler(["2", 0], ["3", 0], steps=1000),
               "5": paste_back(["1", 0], ["4", 0], ["3", 1]),
-              "6": save(["5", 0], "faces/pass-through"), "7": save(["3", 0], "faces/thumb")}
+              "6": save(["5", 0], "faces/pass-through"), "7": save(["4", 0], "faces/none")}
+    t0 = time.monotonic()
     entry = comfy_server.run(prompt, timeout=60)
+    assert time.monotonic() - t0 < 20
     out, = read_images(comfy_server, entry, "6")
-    thumb, = read_images(comfy_server, entry, "7")
     assert out.shape == (90, 120, 3) and (out == (0x33, 0x66, 0x99)).all()
-    assert thumb.shape == (16, 16, 3)
+    assert read_images(comfy_server, entry, "7") == []  # no face, nothing restored or saved
+    assert "4" not in entry.get("outputs", {}) and "7" not in entry.get("outputs", {})
 
 
 # ------------------------------------------------------------------------------------------ errors
+
+def test_a_restoration_too_large_for_memory_is_one_line(comfy_server):
+    """A 4096 px image into an x16 model: a 65536 px result (terabytes of working memory) is refused
+    by restore's memory guard before anything is allocated, and the server stays up."""
+    import lpip_core
+
+    config = lpip_core.ModelConfig(unet=lpip_core.PRESETS["tiny"], scale=16, hq_size=256, patch=16, stride=8)
+    lpip_core.save_model(lpip_core.LPIPModel(config), comfy_server.models_dir / "lpip_diff" / "tiny_x16.safetensors")
+    prompt = {"1": load_model("tiny_x16.safetensors"),
+              "2": {"class_type": "EmptyImage", "inputs": {"width": 4096, "height": 4096, "batch_size": 1,
+                                                          "color": 0}},
+              "3": sampler(["1", 0], ["2", 0], steps=1), "4": save(["3", 0], "errors/never")}
+    _expect_error(comfy_server, prompt, "not enough memory", "65536x65536 px", "a smaller image", node="3")
+
 
 def _expect_error(server, prompt, *needles, node=None):
     pid = server.queue(prompt)

@@ -1,0 +1,51 @@
+"""Range checks for configs and arguments: a ValueError that starts with the field's name and says
+the accepted range, so that callers can prefix where the field lives (``config.unet.``)."""
+from __future__ import annotations
+
+import math
+
+SEED_LIMIT = 2 ** 64  # torch generators take seeds below this
+
+
+def shown(value) -> str:
+    """repr of a value, cut short: a hostile file may hold a megabyte-long list."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """An int (not a bool) in low..high (no upper bound when high is None)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        accepted = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer in {accepted}, got {shown(value)}")
+    return value
+
+
+def check_float(name: str, value, low: float, high: float, *, open_low: bool = False,
+                open_high: bool = False) -> float:
+    """A finite int or float (not a bool) in the interval; open ends exclude the bound."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        accepted = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must be a number in {accepted}, got {shown(value)}")
+    return float(value)
+
+
+def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_len: int) -> tuple[int, ...]:
+    """A list or tuple of min_len..max_len ints, each in low..high."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or \
+            not min_len <= len(value) <= max_len:
+        raise ValueError(f"{name} must be a list of {min_len} to {max_len} integers, got {shown(value)}")
+    for item in value:
+        check_int(f"{name} item", item, low, high)
+    return tuple(value)
+
+
+def check_seed(seed, batch: int = 1) -> int:
+    """A seed for a batch whose image b uses seed + b: every seed + b must be below 2**64."""
+    batch = max(1, batch)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_LIMIT - batch:
+        per_image = " (image b of the batch uses seed + b)" if batch > 1 else ""
+        raise ValueError(f"seed must be an integer in 0..2**64 - {batch}{per_image}, got {shown(seed)}")
+    return seed

@@ -1,0 +1,229 @@
+"""The command line as a careless user drives it: every bad input is one line and exit status 2,
+nothing is overwritten or lost, and whatever exits 0 wrote the right images."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIXTURES, tiny_model
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+import lpip_core
+from lpip_core.cli import main
+from lpip_core.files import read_image, write_image
+from lpip_core.resize import resize
+
+from .hostile import png_bomb
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return lpip_core.save_model(tiny_model(), tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def face16(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("lq") / "face.png"
+    return write_image(resize(read_image(FIXTURES / "hopper_aligned_128.png"), (16, 16)), path)
+
+
+def run(argv) -> tuple[int, str]:
+    """main(argv) in-process: (exit status, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse
+            code = e.code
+    return code, err.getvalue()
+
+
+def one_line(code, err, *needles) -> None:
+    lines = [line for line in err.splitlines() if not line.startswith("lpip-diff: warning:")]
+    assert code == 2 and len(lines) == 1 and "error: " in lines[0] and "Traceback" not in err, (code, err)
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------ nothing lost
+
+def test_inputs_with_the_same_name_are_refused_up_front(model_path, face16, tmp_path):
+    for sub, name in (("a", "x.png"), ("b", "x.png"), (".", "x.jpg")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        Image.open(face16).save(tmp_path / sub / name)
+    code, err = run(["restore", tmp_path / "a/x.png", tmp_path / "b/x.png", tmp_path / "x.jpg", "-o",
+                     tmp_path / "out", "--model", model_path, "--steps", 1, "-q"])
+    one_line(code, err, "a/x.png and", "b/x.png would both be written to", "out/x.png")
+    assert not (tmp_path / "out").exists() or tree(tmp_path / "out") == {}
+
+
+def test_output_folder_equal_to_the_input_folder_never_replaces_an_input(model_path, face16, tmp_path):
+    source = tmp_path / "face.png"
+    source.write_bytes(face16.read_bytes())
+    before = tree(tmp_path)
+    one_line(*run(["restore", source, "-o", tmp_path, "--model", model_path, "--steps", 1, "-q"]),
+             "would replace the input")
+    hq = tmp_path / "hq.png"
+    write_image(read_image(FIXTURES / "hopper_aligned_128.png"), hq)
+    (tmp_path / "hq_lq.png").write_bytes(face16.read_bytes())  # an input named like degrade's output
+    before = tree(tmp_path)
+    one_line(*run(["degrade", hq, tmp_path / "hq_lq.png", "-o", tmp_path]), "would replace the input")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("file", "exists and is not a folder"),
+    ("/proc/lpip-diff-no-such/out", "cannot write there"),
+])
+def test_unwritable_output_folders_are_one_line(model_path, face16, tmp_path, out, needle):
+    if out == "file":
+        out = tmp_path / "taken.txt"
+        out.write_text("mine")
+    one_line(*run(["restore", face16, "-o", out, "--model", model_path, "--steps", 1, "-q"]), needle)
+    one_line(*run(["degrade", face16, "-o", out]), needle)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(model_path, face16, tmp_path, monkeypatch):
+    save = Image.Image.save
+
+    def full(self, fp, *args, **kwargs):
+        if isinstance(fp, io.BytesIO):  # the degradation's in-memory JPEG
+            return save(self, fp, *args, **kwargs)
+        Path(fp).write_bytes(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    one_line(*run(["degrade", face16, "-o", tmp_path / "o"]), "cannot write", "No space left on device")
+    assert tree(tmp_path / "o") == {}
+
+
+# ------------------------------------------------------------------------------ one line each
+
+@pytest.mark.parametrize("options, needle", [
+    (["--scale", "0"], "--scale must be in 1..64"),
+    (["--scale", "-2"], "--scale must be in 1..64"),
+    (["--downscale", "0"], "--downscale must be in 0.01..64"),
+    (["--downscale", "nan"], "--downscale must be in"),
+    (["--blur", "-1"], "--blur must be in 0..50"),
+    (["--noise", "1e9"], "--noise must be in 0..255"),
+    (["--jpeg", "0"], "--jpeg must be in 1..100"),
+    (["--seed", str(2 ** 64)], "--seed must be an integer in 0..2**64 - 1"),
+    (["--seed", "-1"], "--seed must be"),
+    (["--scale", "four"], "invalid int value"),
+])
+def test_degrade_options_reject_nonsense(face16, tmp_path, options, needle):
+    one_line(*run(["degrade", face16, "-o", tmp_path / "o", *options]), needle)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("options, needle", [
+    (["--seed", str(2 ** 64)], "seed must be an integer in 0..2**64 - 1"),
+    (["--steps", "0"], "steps must be an integer in 1..1000"),
+    (["--steps", "many"], "invalid int value: 'many'"),
+    (["--patch", "7"], "patch must be a multiple of 2"),
+    (["--fusion", "max"], "invalid choice"),
+    (["--eta", "inf"], "eta must be in 0..1"),
+])
+def test_restore_options_reject_nonsense(model_path, face16, tmp_path, options, needle):
+    one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "-q", *options]), needle)
+
+
+def test_the_memory_guard_is_one_line(model_path, tmp_path, monkeypatch):
+    from lpip_core.method import restoration
+
+    monkeypatch.setattr(restoration, "available_memory", lambda device: 2 ** 30)
+    big = write_image(torch.rand(1, 3, 1024, 1024), tmp_path / "big.png")
+    one_line(*run(["restore", big, "-o", tmp_path / "o", "--model", model_path, "-q"]),
+             "not enough memory: restoring 1 image(s) to 4096x4096 px needs about", "a smaller image")
+    assert tree(tmp_path / "o") == {}
+
+
+def test_a_decompression_bomb_is_one_line(model_path, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    one_line(*run(["restore", bomb, "-o", tmp_path / "o", "--model", model_path]), "too large to read safely")
+    one_line(*run(["degrade", bomb, "-o", tmp_path / "o"]), "too large to read safely")
+
+
+def test_a_photo_warns_that_it_is_not_a_face_crop(model_path, tmp_path):
+    photo = write_image(read_image(FIXTURES / "hopper_aligned_128.png"), tmp_path / "photo.png")
+    code, err = run(["restore", photo, "-o", tmp_path / "o", "--model", model_path, "--steps", 1, "-q",
+                     "--max-batch", 64])
+    assert code == 0 and "warning: photo.png is 128x128 px, but the model restores 16 px faces" in err
+
+
+def test_a_16_bit_input_is_restored_like_its_8_bit_copy(model_path, face16, tmp_path):
+    """Pillow alone reads a 16-bit grey PNG as almost all white; the CLI must see the face."""
+    grey = np.asarray(Image.open(face16).convert("L"), dtype=np.float64) / 255
+    Image.fromarray((grey * 65535).round().astype(np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray((grey * 255).round().astype(np.uint8)).save(tmp_path / "g8.png")
+    for name in ("g16", "g8"):
+        assert run(["restore", tmp_path / f"{name}.png", "-o", tmp_path / name, "--model", model_path, "--steps", 1,
+                    "-q"])[0] == 0
+    a, b = (np.asarray(Image.open(tmp_path / n / f"{n}.png"), dtype=float) for n in ("g16", "g8"))
+    assert np.abs(a - b).max() <= 2 and a.mean() < 200
+
+
+def test_tools_comfyui_ensure_prints_the_folder(tmp_path):
+    (tmp_path / "main.py").write_text("")  # an existing ComfyUI: nothing is downloaded
+    env = {**os.environ, "LPIP_COMFYUI_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "tools.comfyui", "ensure"], capture_output=True, text=True,
+                         cwd=REPO, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == str(tmp_path), out.stderr
+
+
+# ------------------------------------------------------------------------------ property-based
+
+numbers = st.one_of(st.integers(-3, 300), st.sampled_from(["0", "-0", "nan", "inf", "1e9", "2.5", "abc", ""]),
+                    st.just(str(2 ** 64)))
+degrade_options = st.dictionaries(st.sampled_from(["--scale", "--blur", "--downscale", "--noise", "--jpeg", "--seed"]),
+                                  numbers, max_size=4)
+restore_options = st.dictionaries(st.sampled_from(["--steps", "--eta", "--patch", "--stride", "--max-batch", "--seed",
+                                                   "--fusion"]), numbers, max_size=3)
+
+
+@given(options=degrade_options, upsampled=st.booleans())
+def test_degrade_with_any_options_writes_correct_images_or_one_line(tmp_path_factory, face16, options, upsampled):
+    out = tmp_path_factory.mktemp("deg") / "o"
+    hq = FIXTURES / "hopper_aligned_128.png"
+    argv = ["degrade", hq, "-o", out, *[str(x) for kv in options.items() for x in kv]]
+    code, err = run(argv + (["--save-upsampled"] if upsampled else []))
+    if code != 0:
+        one_line(code, err)
+        assert not out.exists() or tree(out) == {}
+        return
+    lq = read_image(out / "hopper_aligned_128_lq.png")
+    assert lq.shape[:2] == (1, 3) and 1 <= lq.shape[-1] <= 128
+    if upsampled:
+        assert read_image(out / "hopper_aligned_128_lq_up.png").shape == (1, 3, 128, 128)
+
+
+@given(options=restore_options)
+def test_restore_with_any_options_writes_a_correct_image_or_one_line(tmp_path_factory, model_path, face16, options):
+    out = tmp_path_factory.mktemp("res") / "o"
+    options.setdefault("--steps", 1)
+    if isinstance(options["--steps"], int) and options["--steps"] > 3:
+        options["--steps"] = 3  # keep each example short
+    code, err = run(["restore", face16, "-o", out, "--model", model_path, "-q",
+                     *[str(x) for kv in options.items() for x in kv]])
+    if code != 0:
+        one_line(code, err)
+        assert not out.exists() or tree(out) == {}
+        return
+    result = read_image(out / "face.png")
+    assert result.shape == (1, 3, 64, 64)
