@@ -163,3 +163,17 @@ def face_photos(comfy_server) -> dict[str, str]:
         "solvay": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg"),
         "hopper": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "grace_hopper.jpg"),
     }
+
+
+@pytest.fixture(scope="session")
+def fixtures_uploaded(comfy_server) -> dict[str, str]:
+    """Aligned 128 px faces in the server's input folder: hopper, obama, and hopper_64 (hopper
+    shrunk to 64 px, the same person at a restoration's size)."""
+    from PIL import Image
+
+    fixtures = REPO_ROOT / "tests" / "fixtures"
+    with Image.open(fixtures / "hopper_aligned_128.png") as im:
+        small = _upload(comfy_server, im.convert("RGB").resize((64, 64), Image.LANCZOS), "hopper_64.png")
+    return {"hopper": comfy_server.upload_image(fixtures / "hopper_aligned_128.png"),
+            "obama": comfy_server.upload_image(fixtures / "obama_aligned_128.png"),
+            "hopper_64": small}
