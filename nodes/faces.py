@@ -105,7 +105,8 @@ class FaceCropAlign(io.ComfyNode):
             log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
             thumbs = resize(x, (face_size, face_size))
             empty = FaceAlignBatch((), count, (h, w), face_size)
-            return io.NodeOutput(core_to_image(thumbs, device, dtype), empty, 0, face_masks([], count, (h, w)).to(device))
+            none = face_masks([], count, (h, w)).to(device)
+            return io.NodeOutput(core_to_image(thumbs, device, dtype), empty, 0, none)
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)

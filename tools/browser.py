@@ -80,8 +80,26 @@ class ComfyPage:
             "() => window.app?.graph && window.app.extensionManager && "
             "window.app.extensions?.some(e => e.name === 'LPIPDiff.Compare') && document.querySelector('canvas')",
             timeout=timeout * 1000)
-        self.page.wait_for_timeout(1500)  # the first-visit Templates dialog opens after the graph
+        # A first visit opens the Templates dialog a little after the graph: close it, so that the
+        # page starts without a dialog.
+        with contextlib.suppress(Exception):
+            self.page.locator(".p-dialog-mask").first.wait_for(state="visible", timeout=20000)
+        self.close_dialogs()
         return self
+
+    def close_dialogs(self) -> None:
+        for _ in range(5):
+            if not self.page.locator(".p-dialog-mask").count():
+                return
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(500)
+
+    def show_templates(self) -> None:
+        """Open the Templates dialog on the pack's category."""
+        self.close_dialogs()
+        self.page.get_by_role("button", name="Templates").first.click()
+        self.page.get_by_text(TEMPLATE_CATEGORY).first.click()
+        self.page.wait_for_timeout(500)
 
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
@@ -90,9 +108,7 @@ class ComfyPage:
         """Open the Templates dialog (if it is not open), pick the pack's category and the card
         ``title``; wait until its graph is on the canvas."""
         page = self.page
-        if not page.get_by_text(TEMPLATE_CATEGORY).count():
-            page.get_by_role("button", name="Templates").first.click()
-        page.get_by_text(TEMPLATE_CATEGORY).first.click()
+        self.show_templates()
         before = self.js("() => window.app.graph.nodes.map(n => n.id).join()")
         page.get_by_text(title, exact=True).first.click()
         page.wait_for_function(
@@ -100,14 +116,28 @@ class ComfyPage:
             "&& !document.querySelector('.p-dialog-mask')", arg=[before], timeout=timeout * 1000)
         page.wait_for_timeout(500)
 
+    def open_help(self, node_id: str, timeout: float = 30.0) -> str:
+        """Open a node's help page as the front end does (the Node Library's help panel, which
+        fetches docs/<node id>/<locale>.md first); returns the text it shows."""
+        self.close_dialogs()
+        self.page.get_by_role("button", name="Node Library").first.click()
+        self.js("""(id) => {
+            const pinia = document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia;
+            pinia._s.get('nodeHelp').openHelp(pinia._s.get('nodeDef').nodeDefsByName[id]);
+        }""", node_id)
+        heading = self.page.locator(".markdown-content h1, .comfy-markdown h1, [class*='markdown'] h1").first
+        heading.wait_for(timeout=timeout * 1000)
+        text = heading.locator("xpath=ancestor::*[contains(@class, 'markdown')][1]").inner_text()
+        self.js("() => document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia"
+                "._s.get('nodeHelp').closeHelp()")
+        return text
+
     def template_titles(self) -> list[str]:
         """The card titles the Templates dialog shows in the pack's category."""
-        page = self.page
-        if not page.get_by_text(TEMPLATE_CATEGORY).count():
-            page.get_by_role("button", name="Templates").first.click()
-        page.get_by_text(TEMPLATE_CATEGORY).first.click()
-        page.wait_for_timeout(500)
-        return page.locator("[data-testid^='template-workflow-']").all_inner_texts()
+        self.show_templates()
+        titles = self.page.locator("[data-testid^='template-workflow-']").all_inner_texts()
+        self.close_dialogs()
+        return titles
 
     def run(self, timeout: float = 600.0) -> dict:
         """Press the Run button and wait until the prompt is done; returns its /history entry."""

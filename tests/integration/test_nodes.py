@@ -151,7 +151,8 @@ def test_every_seed_has_the_same_range(comfy_server, tiny_checkpoint):
     largest = info["KSampler"]["input"]["required"]["seed"][1]["max"]
     assert {(s["min"], s["max"]) for s in seeds.values()} == {(0, largest)}
     prompt = {"1": load_model(tiny_checkpoint),
-              "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0x806040}},
+              "2": {"class_type": "EmptyImage",
+                    "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0x806040}},
               "3": {"class_type": "LPIPDegradeFace", "inputs": {"image": ["2", 0], "mode": "random", "seed": largest,
                     "blur_sigma": 1.0, "downscale": 4.0, "noise_sigma": 5.0, "jpeg_quality": 80}},
               "4": sampler(["1", 0], ["3", 0], seed=largest, steps=1),
@@ -523,8 +524,8 @@ def test_example_workflows_are_listed_as_templates(comfy_server):
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_workflow_ui_and_api_copies_are_in_sync(comfy_server, name):
     """example_workflows/NAME.json (UI format, what the template browser opens) must convert to
-    exactly example_workflows/api/NAME.json (what the tests and `make demo` run). After editing a
-    UI workflow: python -m tools.comfyui convert "example_workflows/NAME.json" --out "example_workflows/api/NAME.json""""
+    exactly example_workflows/api/NAME.json (what the tests and `make demo` run). After editing a UI
+    workflow: python -m tools.comfyui convert "example_workflows/N.json" --out "example_workflows/api/N.json"."""
     ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
     api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     assert ui_to_api(ui, comfy_server.object_info()) == api
@@ -658,7 +659,8 @@ def test_identity_score_tells_same_from_different_people(comfy_server, fixtures_
     same, other = result["faces"]
     assert same["verdict"] == "same person" and same["distance"] < 0.6 and same["id_sim"] > 0.95
     assert other["verdict"] == "different person" and other["distance"] >= 0.6 and other["id_sim"] < same["id_sim"]
-    assert result["threshold"] == 0.6 and result["mean_id_sim"] == pytest.approx((same["id_sim"] + other["id_sim"]) / 2, abs=2e-4)
+    assert result["threshold"] == 0.6
+    assert result["mean_id_sim"] == pytest.approx((same["id_sim"] + other["id_sim"]) / 2, abs=2e-4)
 
 
 def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
@@ -670,7 +672,8 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
                   "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "input_is": "low_resolution",
                   "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none"}},
               "4": save(["3", 0], "restore_faces/photo"), "5": save(["3", 1], "restore_faces/faces"),
-              "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}}, "7": save(["6", 0], "restore_faces/mask"),
+              "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}},
+              "7": save(["6", 0], "restore_faces/mask"),
               "8": save(["2", 0], "restore_faces/original")}
     entry = comfy_server.run(prompt, timeout=240)
     photo, = read_images(comfy_server, entry, "4")
