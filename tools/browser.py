@@ -116,21 +116,25 @@ class ComfyPage:
             "&& !document.querySelector('.p-dialog-mask')", arg=[before], timeout=timeout * 1000)
         page.wait_for_timeout(500)
 
-    def open_help(self, node_id: str, timeout: float = 30.0) -> str:
-        """Open a node's help page as the front end does (the Node Library's help panel, which
-        fetches docs/<node id>/<locale>.md first); returns the text it shows."""
+    def open_help(self, node_type: str, timeout: float = 30.0) -> str:
+        """Open a node's help page as a person does: select a node of that type and open the
+        Info tab of the properties panel (the front end fetches docs/<node id>/<locale>.md first).
+        Returns the text the panel shows; the node is removed again."""
         self.close_dialogs()
-        self.page.get_by_role("button", name="Node Library").first.click()
-        self.js("""(id) => {
-            const pinia = document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia;
-            pinia._s.get('nodeHelp').openHelp(pinia._s.get('nodeDef').nodeDefsByName[id]);
-        }""", node_id)
-        heading = self.page.locator(".markdown-content h1, .comfy-markdown h1, [class*='markdown'] h1").first
-        heading.wait_for(timeout=timeout * 1000)
-        text = heading.locator("xpath=ancestor::*[contains(@class, 'markdown')][1]").inner_text()
-        self.js("() => document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia"
-                "._s.get('nodeHelp').closeHelp()")
-        return text
+        node_id = self.js("""(type) => { const n = window.LiteGraph.createNode(type); n.pos = [100, 100];
+            window.app.graph.add(n); window.app.canvas.deselectAll?.(); window.app.canvas.selectNode(n);
+            return n.id; }""", node_type)
+        info_tab = self.page.locator("[role=tab]", has_text="Info").first
+        if not info_tab.is_visible():
+            self.page.get_by_role("button", name="Toggle properties panel").first.click()
+        info_tab.click()
+        self.page.wait_for_function(  # this node's page, not the one shown before
+            """(type) => document.querySelector('.markdown-content h1')?.textContent.trim() ===
+                         window.LiteGraph.registered_node_types[type].nodeData.display_name""",
+            arg=node_type, timeout=timeout * 1000)
+        content = self.page.locator(".markdown-content").first.inner_text()
+        self.js("(id) => window.app.graph.remove(window.app.graph.getNodeById(id))", node_id)
+        return content
 
     def template_titles(self) -> list[str]:
         """The card titles the Templates dialog shows in the pack's category."""
