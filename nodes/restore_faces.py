@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..lpip_core.faces.detect import SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
@@ -36,6 +37,9 @@ class RestoreFaces(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Seed of the starting noise; face i of the batch uses seed + i."),
                 io.Int.Input("steps", default=25, min=1, max=1000, tooltip="DDIM steps per face."),
+                io.Float.Input("denoise", default=RECOMMENDED_DENOISE, min=0.0, max=1.0, step=0.05,
+                               tooltip="As in KSampler and the Patch-Fused Sampler: 1.0 starts from pure noise "
+                                       "(the paper); lower values keep more of the upscaled face."),
                 io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
                                tooltip="low_resolution: faces are cut at the model's low-resolution size (16 px) "
                                        "and restored to its output size (64 px for x4): for small faces, about "
@@ -51,6 +55,9 @@ class RestoreFaces(io.ComfyNode):
                                tooltip="Soft edge of the pasted faces, as a fraction of the crop side."),
                 io.Combo.Input("color_match", options=list(COLOR_MATCH_MODES), default="none",
                                tooltip="mean_std: match each restored face's colour to the original first."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="As in Face Paste Back: 1 = the restored face, 0.5 = half restored, half "
+                                       "original, 0 = the original image."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional: restore only faces that lie mostly inside this mask."),
             ],
@@ -63,12 +70,9 @@ class RestoreFaces(io.ComfyNode):
             ],
         )
 
-    # TODO(issue 8 merge): add the quality issue's `denoise` (FLOAT 0..1, passed to restore) and
-    # `strength` (FLOAT 0..1, passed to paste_faces and multiplied into the mask) inputs here, with
-    # exactly the sampler's and Face Paste Back's names and tooltips, once they are on main.
     @classmethod
-    def execute(cls, model, image, seed, steps, input_is, select, upsample, feather, color_match,
-                mask=None) -> io.NodeOutput:
+    def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
+                strength, mask=None) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
@@ -85,8 +89,9 @@ class RestoreFaces(io.ComfyNode):
             thumbs = core_to_image(resize(x, (config.hq_size, config.hq_size)), device, dtype)
             return io.NodeOutput(image, thumbs, face_masks([], count, (h, w)).to(device))
         restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
-                                   fusion="mean", max_patch_batch=64, upsampled=input_is == UPSCALED)
-        out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match)
-        masks = face_masks(alignments, count, (h, w), feather=feather)
+                                   fusion="mean", max_patch_batch=64, upsampled=input_is == UPSCALED, denoise=denoise)
+        out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
+                          strength=strength)
+        masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)
         return io.NodeOutput(core_to_image(out, device, dtype), core_to_image(restored, device, dtype),
                              masks.to(device))

@@ -135,7 +135,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert info["LPIPFacePasteBack"]["output"] == ["IMAGE", "MASK"]
 
     r = inputs("LPIPRestoreFaces")
-    assert list(r) == ["model", "image", "seed", "steps", "input_is", "select", "upsample", "feather", "color_match"]
+    assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
+                       "color_match", "strength"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -669,8 +670,9 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
               "3": {"class_type": "LPIPRestoreFaces", "inputs": {
-                  "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "input_is": "low_resolution",
-                  "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none"}},
+                  "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "denoise": 1.0,
+                  "input_is": "low_resolution", "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none",
+                  "strength": 1.0}},
               "4": save(["3", 0], "restore_faces/photo"), "5": save(["3", 1], "restore_faces/faces"),
               "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}},
               "7": save(["6", 0], "restore_faces/mask"),
