@@ -75,7 +75,7 @@ def face_boxes(rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, f
 
 def test_pack_imports_fast_and_lists_its_nodes(comfy_server):
     log = comfy_server.log_path.read_text(errors="replace")
-    times = re.findall(r"^\s*([\d.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", log, re.M)
+    times = re.findall(r"([\d.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", log, re.M)  # 0.28.2 prefixes [INFO]
     ours = [float(t) for t, path in times if path.strip().endswith(PACK_NAME)]
     assert ours and ours[0] < 1.0, f"pack import time {ours}: {log[-2000:]}"
     assert comfy_server.custom_node_status()[PACK_NAME] is True
