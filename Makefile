@@ -7,24 +7,27 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench clean-venv
 
-$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt requirements-comfyui.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-test.txt -e .
 	touch $@
 
-# The main job: example workflow (a) through a local headless ComfyUI 0.3.75 (unpacked once into
+# The main job: example workflow "Restore the faces in a photo" through a local headless ComfyUI 0.3.75 (unpacked once into
 # ~/.cache/lpip-diff, outside the repository) with the shipped x4 model, on a bundled public-domain
 # photo. ComfyUI's own output names: restored_photo_00001_.png and restored_faces_000NN_.png.
 demo: $(STAMP)
 	rm -rf outputs/demo
-	$(PY) -m tools.comfyui run example_workflows/api/restore_faces_in_photo.json --out outputs/demo \
+	$(PY) -m tools.comfyui run "example_workflows/api/Restore the faces in a photo.json" --out outputs/demo \
 	    --set LoadImage.image=@examples/photos/solvay_1927.jpg \
 	    --set LoadLPIPModel.model_name=lpip_x4_64.safetensors
 	@echo "Restored photo (x2, faces restored by LPIP-Diff x4): outputs/demo/restored_photo_00001_.png"
 	@echo "Each restored face (64 px):                          outputs/demo/restored_faces_*.png"
 
+# The browser tests drive Debian's chromium (installed here when missing: needs root, as in CI).
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	$(PY) -m pytest
 
 bench: $(STAMP)

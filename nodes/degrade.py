@@ -7,6 +7,7 @@ from ..lpip_core import DegradeParams, degrade
 from ..lpip_core.training.degrade import RESAMPLE_KERNELS
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
+from .types import MAX_SEED
 
 RANDOM, MANUAL = "random", "manual"
 
@@ -37,7 +38,7 @@ class DegradeFace(io.ComfyNode):
                                        "downsampling kernel, noise and JPEG at the LQ size; a quarter: a "
                                        "clean downsample; a quarter: GFPGAN's 512 px pipeline), image i with "
                                        "seed + i. manual: the values below."),
-                io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Seed of the random parameters (random mode) and of the noise."),
                 io.Float.Input("blur_sigma", default=1.0, min=0.0, max=50.0, step=0.1,
                                tooltip="manual: Gaussian blur sigma in pixels of the input image (0 = none)."),

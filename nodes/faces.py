@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
-from ..lpip_core.faces.paste import COLOR_MATCH_MODES, paste_faces
+from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import FaceAlign, FaceAlignBatch
@@ -59,6 +59,10 @@ class FaceCropAlign(io.ComfyNode):
                                        "with a message; pass_through goes on with face count 0: the nodes fed "
                                        "by faces (the sampler, a preview) are skipped, and Face Paste Back "
                                        "returns the image unchanged."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional: only faces whose box lies mostly inside this mask (white) are "
+                                      "taken, e.g. to restore one person. One mask for the batch or one per "
+                                      "image; any size (it is stretched to the image)."),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -68,11 +72,15 @@ class FaceCropAlign(io.ComfyNode):
                                  tooltip="Where each crop came from: connect it to Face Paste Back."),
                 io.Int.Output(display_name="face_count", tooltip="How many faces were found (0 when passed "
                                                                  "through)."),
+                io.Mask.Output(display_name="mask",
+                               tooltip="Where the crops were cut from, per image (1 inside a crop, 0 outside): "
+                                       "for ImageCompositeMasked and other masked nodes."),
             ],
         )
 
     @classmethod
-    def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR) -> io.NodeOutput:
+    def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR,
+                mask=None) -> io.NodeOutput:
         if select not in SELECT_MODES:
             raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
         if if_no_face not in (ERROR, PASS_THROUGH):
@@ -82,12 +90,13 @@ class FaceCropAlign(io.ComfyNode):
         x = image_to_core(image)
         count, _, h, w = x.shape
         crops, alignments = align_faces(x, face_size=face_size, select=select, index=index, padding=padding,
-                                        upsample=upsample)
+                                        upsample=upsample, mask=mask)
         device, dtype = output_device(), output_dtype()
         found = {a.image_index for a in alignments}
         if not alignments:
             where = "the image" if count == 1 else f"any of the {count} images"
             what = f"face #{index} (select = index)" if select == "index" else "face"
+            what += " inside the mask" if mask is not None else ""
             if if_no_face == ERROR:
                 raise ValueError(
                     f"no {what} found in {where} ({w}x{h} px). The detector (upsample = {upsample}) finds "
@@ -96,11 +105,13 @@ class FaceCropAlign(io.ComfyNode):
             log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
             # No faces: the nodes fed by `faces` (the sampler, a preview) are skipped, not run on a stand-in.
             empty = FaceAlignBatch((), count, (h, w), face_size)
-            return io.NodeOutput(ExecutionBlocker(None), empty, 0)
+            none = face_masks([], count, (h, w)).to(device)
+            return io.NodeOutput(ExecutionBlocker(None), empty, 0, none)
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
-        return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments))
+        masks = face_masks(alignments, count, (h, w)).to(device)
+        return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments), masks)
 
 
 class FacePasteBack(io.ComfyNode):
@@ -133,7 +144,12 @@ class FacePasteBack(io.ComfyNode):
                                        "0.5 = half restored, half original, 0 = the original image.",
                                optional=True),
             ],
-            outputs=[io.Image.Output(display_name="image", tooltip="The images with the faces pasted back.")],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="The images with the faces pasted back."),
+                io.Mask.Output(display_name="mask",
+                               tooltip="Where the faces were pasted, with the same feathered edge (1 = the "
+                                       "restored face): for ImageCompositeMasked and other masked nodes."),
+            ],
         )
 
     @classmethod
@@ -156,7 +172,7 @@ class FacePasteBack(io.ComfyNode):
                 f"image is {count} image(s) of {w}x{h} px, but face_align was made from {face_align.image_count} "
                 f"image(s) of {aw}x{ah} px: paste back into the image that went into Face Crop & Align")
         if len(face_align) == 0:  # nothing was found upstream (pass_through): the image as it was
-            return io.NodeOutput(image)
+            return io.NodeOutput(image, face_masks([], count, (h, w)).to(output_device()))
         f = image_to_core(faces, "faces")
         if f.shape[0] != len(face_align):
             raise ValueError(f"faces has {f.shape[0]} crop(s) but face_align has {len(face_align)} face(s): "
@@ -165,4 +181,5 @@ class FacePasteBack(io.ComfyNode):
             raise ValueError(f"faces must be square crops, got {f.shape[-1]}x{f.shape[-2]} px")
         out = paste_faces(x, f, list(face_align.faces), feather=feather, color_match=color_match,
                           strength=strength)
-        return io.NodeOutput(core_to_image(out, output_device(), output_dtype()))
+        masks = face_masks(list(face_align.faces), count, (h, w), feather=feather, strength=strength)
+        return io.NodeOutput(core_to_image(out, output_device(), output_dtype()), masks.to(output_device()))

@@ -12,17 +12,17 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import to_pil
 from ..lpip_core.method.patches import FUSIONS
-from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, memory_estimate
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, SamplingPlan, memory_estimate, plan_sampling
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
 from .models import LPIPModelHandle
-from .types import LPIPModel
+from .preview import temp_images
+from .types import MAX_SEED, LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
 
 LOW_RES, UPSCALED = "low_resolution", "already_upscaled"
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
 def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) -> tuple[int | None, int | None]:
@@ -122,44 +122,71 @@ class PatchFusedSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
                 input_is=LOW_RES, denoise=RECOMMENDED_DENOISE) -> io.NodeOutput:
-        if not isinstance(model, LPIPModelHandle):
-            raise ValueError(f"model must come from a Load LPIP-Diff Model node, got {type(model).__name__}")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
-        config = model.config
         x = image_to_core(image)
-        frames, _, h, w = x.shape
-        upsampled = input_is == UPSCALED
-        out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
-        patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
-
-        if not upsampled and min(h, w) > 4 * config.lq_size:
+        h, w = x.shape[-2:]
+        config = check_model(model).config
+        if input_is == LOW_RES and min(h, w) > 4 * config.lq_size:
             log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
                         "mean to connect Face Crop & Align's faces?", w, h, model.name, config.lq_size, config.scale)
-        net = model.load(working_memory(config, out_h, out_w, patch, stride, fusion, max_patch_batch, model.dtype))
-        total = frames * steps
-        pbar = comfy.utils.ProgressBar(total)
-        preview_px = getattr(comfy_args, "preview_size", 512)
-        out_device = output_device()
-        results, batch = [], max_patch_batch
-        for i in range(frames):
-            def on_step(step, _n, x0, i=i):  # progress + preview; also a cancel point
-                size = min(preview_px, max(x0.shape[-2:]))  # ComfyUI would enlarge small previews
-                pbar.update_absolute(i * steps + step, total, ("JPEG", to_pil(x0[:1]), size))
+        restored, plan = sample_faces(model, x, seed=seed, steps=steps, eta=eta, patch_size=patch_size,
+                                      stride=stride, fusion=fusion, max_patch_batch=max_patch_batch,
+                                      upsampled=input_is == UPSCALED, denoise=denoise)
+        out = core_to_image(restored, output_device(), output_dtype())
+        return io.NodeOutput(out, ui=grid_ui(out, plan, steps if denoise > 0 else 0, cls))
 
-            def run(chunk, i=i):
-                try:
-                    return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
-                                   fusion=fusion, max_batch=chunk, seed=seed + i, callback=on_step,
-                                   cancel=mm.processing_interrupted, upsampled=upsampled, denoise=denoise)
-                except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
-                    mm.throw_exception_if_processing_interrupted()
-                    raise mm.InterruptProcessingException() from None
 
-            result, batch = run_halving_batch(run, batch, oom_type=mm.OOM_EXCEPTION,
-                                              empty_cache=mm.soft_empty_cache,
-                                              never_catch=(mm.InterruptProcessingException,))
-            results.append(result.to(out_device))
-        return io.NodeOutput(core_to_image(torch.cat(results), out_device, output_dtype()))
+def check_model(model) -> LPIPModelHandle:
+    if not isinstance(model, LPIPModelHandle):
+        raise ValueError(f"model must come from a Load LPIP-Diff Model node, got {type(model).__name__}")
+    return model
+
+
+def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: int, eta: float, patch_size: int,
+                 stride: int, fusion: str, max_patch_batch: int, upsampled: bool,
+                 denoise: float = RECOMMENDED_DENOISE) -> tuple[torch.Tensor, SamplingPlan]:
+    """Restore core images [B, 3, h, w] one by one (image i with seed + i) under ComfyUI's control:
+    progress with a preview per step, cancel between UNet calls, the patch batch halved on
+    out-of-memory. Returns the restored images (on ComfyUI's output device) and the sampling plan."""
+    config = check_model(model).config
+    frames, _, h, w = x.shape
+    out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
+    patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
+    net = model.load(working_memory(config, out_h, out_w, patch, stride, fusion, max_patch_batch, model.dtype))
+    total = frames * steps
+    pbar = comfy.utils.ProgressBar(total)
+    preview_px = getattr(comfy_args, "preview_size", 512)
+    out_device = output_device()
+    results, batch = [], max_patch_batch
+    for i in range(frames):
+        def on_step(step, _n, x0, i=i):  # progress + preview; also a cancel point
+            size = min(preview_px, max(x0.shape[-2:]))  # ComfyUI would enlarge small previews
+            pbar.update_absolute(i * steps + step, total, ("JPEG", to_pil(x0[:1]), size))
+
+        def run(chunk, i=i):
+            try:
+                return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
+                               fusion=fusion, max_batch=chunk, seed=seed + i, callback=on_step,
+                               cancel=mm.processing_interrupted, upsampled=upsampled, denoise=denoise)
+            except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
+                mm.throw_exception_if_processing_interrupted()
+                raise mm.InterruptProcessingException() from None
+
+        result, batch = run_halving_batch(run, batch, oom_type=mm.OOM_EXCEPTION,
+                                          empty_cache=mm.soft_empty_cache,
+                                          never_catch=(mm.InterruptProcessingException,))
+        results.append(result.to(out_device))
+    plan = plan_sampling(net, (h, w), patch=patch, stride=stride, max_batch=batch, upsampled=upsampled,
+                         fusion=fusion)
+    return torch.cat(results), plan
+
+
+def grid_ui(image: torch.Tensor, plan: SamplingPlan, steps: int, cls) -> dict:
+    """What the front end draws on the sampler node: the restored images (temporary previews) and
+    the patch grid of one image with its counts, for the whole batch."""
+    frames = image.shape[0]
+    info = plan.describe(steps) | {"images": frames, "unet_calls": frames * plan.unet_calls(steps)}
+    return {"lpip_preview": temp_images(image, "lpip-diff.sampler", cls), "lpip_grid": [info]}

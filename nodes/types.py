@@ -1,4 +1,4 @@
-"""The pack's link types: LPIP_MODEL and FACE_ALIGN."""
+"""The pack's link types (LPIP_MODEL, FACE_ALIGN) and the seed range every node shares."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +9,7 @@ from ..lpip_core.faces.detect import FaceAlignment
 
 LPIPModel = io.Custom("LPIP_MODEL")
 FaceAlign = io.Custom("FACE_ALIGN")
+MAX_SEED = 0xFFFFFFFFFFFFFFFF  # KSampler's; image i of a batch uses (seed + i) mod 2**64
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import torch
 from conftest import tiny_model
 from safetensors.torch import save_file
 
-import lpip_core
 from lpip_core import CheckpointError, load_model, read_config, save_model
 from lpip_core.method.checkpoint import METADATA_KEY
 

@@ -18,7 +18,7 @@ from lpip_core.faces.detect import (
     detect_faces,
     warp_face,
 )
-from lpip_core.faces.paste import paste_faces
+from lpip_core.faces.paste import face_masks, paste_faces
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "hopper.jpg", "astronaut.jpg"]
@@ -290,3 +290,35 @@ def test_paste_strength_blends_between_the_original_and_the_restored_face(hopper
     for bad in (-0.1, 1.1, float("nan"), True):
         with pytest.raises(ValueError, match="strength must be a number in"):
             paste_faces(hopper, restored, found, strength=bad)
+
+
+def test_face_masks_cover_the_crops_and_match_the_paste(obama):
+    img, crops, als = obama
+    h, w = img.shape[-2:]
+    hard = face_masks(als, 1, (h, w))
+    assert hard.shape == (1, h, w) and set(hard.unique().tolist()) == {0.0, 1.0}
+    assert hard[0][outside_footprint(als[0], h, w)].max() == 0 and hard[0][inner_face(als[0], h, w)].min() == 1
+    soft = face_masks(als, 1, (h, w), feather=0.1)
+    assert ((soft > 0) <= (hard > 0)).all() and 0 < soft.mean() < hard.mean()
+    # the paste changes a pixel exactly where its mask is above 0
+    brighter = (crops + 0.3).clamp(0, 1)
+    changed = (paste_faces(img, brighter, als, feather=0.1) != img).any(dim=1)[0]
+    assert not (changed & (soft[0] == 0)).any() and changed[soft[0] == 1].all()
+    assert face_masks([], 2, (h, w)).shape == (2, h, w)
+
+
+def test_mask_limits_which_faces_are_taken():
+    pair = side_by_side("obama.jpg", "biden.jpg")  # obama left, biden right
+    h, w = pair.shape[-2:]
+    left = torch.zeros(1, h // 4, w // 4)
+    left[..., : w // 8] = 1  # a quarter-size mask: stretched to the image
+    _, als = align_faces(pair[None], face_size=32, select="all", mask=left)
+    assert len(als) == 1 and als[0].box[2] < 400
+    _, right = align_faces(pair[None], face_size=32, select="largest", mask=1 - left)
+    assert len(right) == 1 and right[0].box[0] > 400
+    _, none = align_faces(pair[None], face_size=32, select="all", mask=torch.zeros(1, h, w))
+    assert none == []
+    with pytest.raises(ValueError, match="mask must have shape"):
+        align_faces(pair[None], face_size=32, mask=torch.ones(3, h, w))
+    with pytest.raises(ValueError, match="mask values"):
+        align_faces(pair[None], face_size=32, mask=torch.full((1, h, w), 2.0))

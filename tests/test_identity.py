@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lpip_core.faces.detect import align_faces
-from lpip_core.faces.identity import face_embedding, face_landmarks, id_similarity
+from lpip_core.faces.identity import (
+    SAME_PERSON_DISTANCE,
+    face_descriptor,
+    face_embedding,
+    face_landmarks,
+    id_similarity,
+    identity_scores,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"
 PEOPLE = ["obama", "obama2", "biden", "hopper"]
@@ -101,3 +108,14 @@ def test_faceless_crop_falls_back_to_canonical_box():
 def test_bad_inputs_raise_value_error(crops, call, name):
     with pytest.raises(ValueError, match=name):
         call(crops["obama"])
+
+
+def test_identity_scores_give_dlib_distances_with_its_threshold(crops):
+    a = torch.cat([crops["obama"], crops["obama"]])
+    b = torch.cat([crops["obama2"], crops["biden"]])
+    sim, dist = identity_scores(a, b)
+    assert torch.allclose(sim, id_similarity(a, b), atol=1e-6)
+    assert dist[0] < SAME_PERSON_DISTANCE <= dist[1]  # dlib: the same person, a different one
+    d = face_descriptor(b)
+    assert d.shape == (2, 128) and (d.norm(dim=1) > 1.1).all()  # dlib's scale, not unit vectors
+    assert torch.allclose(face_embedding(b), torch.nn.functional.normalize(d, dim=1), atol=1e-6)

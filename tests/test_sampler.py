@@ -6,7 +6,7 @@ from torch import nn
 import lpip_core
 from lpip_core import SamplingCancelled, restore
 from lpip_core.method.patches import patch_grid
-from lpip_core.method.restoration import auto_max_batch, denoised_timesteps
+from lpip_core.method.restoration import auto_max_batch, denoised_timesteps, plan_sampling
 from lpip_core.method.sampler import FusedEps, sample_ddim
 from lpip_core.method.schedule import NoiseSchedule
 from lpip_core.resize import resize
@@ -213,3 +213,28 @@ def test_lower_denoise_stays_closer_to_the_lq():
     up = resize(lq, (16, 16))
     drift = [(restore(model, lq, steps=4, denoise=d) - up).abs().mean().item() for d in (0.1, 0.4, 1.0)]
     assert drift[0] < drift[1] < drift[2], drift
+
+
+@pytest.mark.parametrize("max_batch, images", [(None, 1), (5, 1), (7, 3)])
+def test_sampling_plan_counts_the_unet_calls_restore_makes(model, max_batch, images):
+    """plan_sampling is what restore runs: the grid, and steps x ceil(images x patches / chunk) calls."""
+    calls = []
+
+    def counting(x, lq, t):
+        calls.append(x.shape[0])
+        return model(x, lq, t)
+
+    counting.config = model.config
+    lq = torch.rand(images, 3, 16, 16)
+    restore(counting, lq, steps=3, max_batch=max_batch, scale=4, patch=16)
+    plan = plan_sampling(counting, (16, 16), scale=4, patch=16, max_batch=max_batch)
+    assert plan.patches_per_step == 49 and plan.grid.ys == (0, 8, 16, 24, 32, 40, 48)
+    assert len(calls) == plan.unet_calls(3, images) and sum(calls) == 3 * images * 49
+    info = plan.describe(3, images)
+    assert info["patches_per_step"] == images * 49 and info["unet_calls"] == len(calls) and info["steps"] == 3
+
+
+def test_sampling_plan_of_a_small_upscaled_image_pads_the_canvas(model):
+    plan = plan_sampling(model, (10, 40), patch=16, stride=16, upsampled=True)
+    assert (plan.height, plan.width) == (10, 40) and (plan.grid.height, plan.grid.width) == (16, 40)
+    assert plan.grid.ys == (0,) and plan.grid.xs == (0, 16, 24)

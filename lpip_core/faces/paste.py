@@ -9,7 +9,7 @@ import torch
 from .detect import FaceAlignment, check_image_size, check_images
 from .warp import compose, footprint, invert, rescale_crop_matrix, shift, warp_affine
 
-__all__ = ["COLOR_MATCH_MODES", "paste_faces"]
+__all__ = ["COLOR_MATCH_MODES", "face_masks", "paste_faces"]
 
 COLOR_MATCH_MODES = ("none", "mean_std")
 
@@ -66,18 +66,48 @@ def paste_faces(
     return out
 
 
+def face_masks(alignments: list[FaceAlignment], image_count: int, image_size: tuple[int, int], *,
+               feather: float = 0.0, strength: float = 1.0) -> torch.Tensor:
+    """Where the faces of ``alignments`` lie: (image_count, H, W) float32 in [0, 1], per image the
+    union (max) of its crops' footprints, softened at the edge and scaled by ``strength`` as
+    :func:`paste_faces` blends them (``feather`` 0: a hard-edged footprint). Pixels that paste-back
+    leaves unchanged are 0."""
+    if not isinstance(feather, (int, float)) or not math.isfinite(feather) or not 0.0 <= feather <= 0.5:
+        raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
+    h, w = image_size
+    masks = torch.zeros(image_count, h, w)
+    for i, al in enumerate(alignments):
+        if not 0 <= al.image_index < image_count or tuple(al.image_size) != (h, w):
+            raise ValueError(f"alignments[{i}] does not belong to {image_count} image(s) of {w}x{h} px")
+        k = al.face_size
+        m = np.asarray(al.matrix, np.float64)
+        box = _footprint_box(m, k, h, w)
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        region = masks[al.image_index, y0:y1, x0:x1]
+        torch.maximum(region, _feather_mask(m, x0, y0, x1, y1, k, feather, masks.device) * strength, out=region)
+    return masks
+
+
+def _footprint_box(m: np.ndarray, k: int, h: int, w: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the source pixels a k px crop of matrix ``m`` covers, clipped to the image."""
+    sx, sy = footprint(invert(m), k, k)
+    x0, x1 = max(0, math.floor(sx.min())), min(w, math.ceil(sx.max()) + 1)
+    y0, y1 = max(0, math.floor(sy.min())), min(h, math.ceil(sy.max()) + 1)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
 def _paste_one(out: torch.Tensor, b: int, face: torch.Tensor, m: np.ndarray, feather: float,
                strength: float) -> None:
     """Blend one crop into ``out[b]`` in place, touching only its footprint's bounding box."""
     _, _, h, w = out.shape
     k = face.shape[-1]
-    inv = invert(m)  # crop px -> src px
-    sx, sy = footprint(inv, k, k)
-    x0, x1 = max(0, math.floor(sx.min())), min(w, math.ceil(sx.max()) + 1)
-    y0, y1 = max(0, math.floor(sy.min())), min(h, math.ceil(sy.max()) + 1)
-    if x1 <= x0 or y1 <= y0:
+    box = _footprint_box(m, k, h, w)
+    if box is None:
         return
-    to_region = compose(shift(-x0, -y0), inv)  # crop px -> region px
+    x0, y0, x1, y1 = box
+    to_region = compose(shift(-x0, -y0), invert(m))  # crop px -> region px
     warped = warp_affine(face, to_region, (y1 - y0, x1 - x0), padding_mode="border")
     mask = _feather_mask(m, x0, y0, x1, y1, k, feather, out.device) * strength
     region = out[b, :, y0:y1, x0:x1]

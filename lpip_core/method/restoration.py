@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from ..checks import check_int, check_seed, shown
 from ..resize import resize
-from .patches import FUSIONS, count_starts, grid_bytes, pad_to, patch_grid
+from .patches import FUSIONS, PatchGrid, count_starts, grid_bytes, pad_to, patch_grid
 from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim
 from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
 
@@ -167,6 +168,77 @@ def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spac
     return schedule.ddim_timesteps(total, spacing)[-steps:]
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Where and how often the UNet runs when `restore` samples: the overlapping patch grid (on
+    the output canvas, padded at the bottom/right when the image is smaller than a patch) and the
+    patches per UNet call (after the memory guard)."""
+
+    height: int  # output image size
+    width: int
+    grid: PatchGrid
+    max_batch: int  # patches per UNet call
+    device: torch.device
+
+    @property
+    def patches_per_step(self) -> int:
+        return self.grid.num_patches
+
+    def unet_calls(self, steps: int, images: int = 1) -> int:
+        """UNet calls of a whole run: every step runs every patch of every image, in chunks."""
+        return steps * -(-images * self.patches_per_step // self.max_batch)
+
+    def describe(self, steps: int, images: int = 1) -> dict:
+        """The plan as plain numbers (for a front end that draws the grid)."""
+        return {"width": self.width, "height": self.height, "patch": list(self.grid.patch),
+                "stride": list(self.grid.stride), "ys": list(self.grid.ys), "xs": list(self.grid.xs),
+                "patches_per_step": self.patches_per_step * images, "max_batch": self.max_batch,
+                "steps": steps, "unet_calls": self.unet_calls(steps, images)}
+
+
+def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None = None, patch: int | None = None,
+                  stride: int | None = None, max_batch: int | None = None, whole_image: bool = False,
+                  upsampled: bool = False, images: int = 1, fusion: str = "mean",
+                  device: torch.device | str = "cpu") -> SamplingPlan:
+    """The sampling grid and chunking `restore` uses for `images` LQ images of size ``lq_hw`` (see
+    `restore` for the arguments); ``device`` is where the images are, used for a model without
+    parameters. Raises the memory guard's ValueError when even one patch per call cannot fit."""
+    config = getattr(model, "config", None)
+    config = config if hasattr(config, "unet") else None
+    scale = scale if scale is not None else (config.scale if config else None)
+    if scale is None:
+        raise ValueError("scale is required for a model without .config")
+    check_int("scale", scale, 1, 16)
+    if max_batch is not None:
+        check_int("max_batch", max_batch, 1)
+    h, w = (int(v) for v in lq_hw)
+    height, width = (h, w) if upsampled else (h * scale, w * scale)
+    factor = config.unet.downsample_factor if config else 1
+    if whole_image:
+        round_up = lambda n: -(-n // factor) * factor  # noqa: E731
+        patch_hw = (round_up(height), round_up(width))
+        stride_hw = patch_hw
+    else:
+        if patch is None:
+            if config is None:
+                raise ValueError("patch is required for a model without .config (or use whole_image=True)")
+            patch, stride = config.patch, config.stride if stride is None else stride
+        check_int("patch", patch, factor)
+        if patch % factor:
+            raise ValueError(f"patch must be a multiple of {factor} (the UNet's down-sampling), got {patch}")
+        stride = max(1, patch // 2) if stride is None else stride
+        check_int("stride", stride, 1, patch)
+        patch_hw, stride_hw = (patch, patch), (stride, stride)
+    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    device = weight.device if weight is not None else torch.device(device)
+    chunk = auto_max_batch(device, patch_hw, max_batch)
+    if images:
+        chunk = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion, chunk, device,
+                           model_dtype(model) or torch.float32)
+    grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
+    return SamplingPlan(height, width, grid, chunk, device)
+
+
 def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, steps: int = DEFAULT_STEPS,
             eta: float = 0.0, patch: int | None = None, stride: int | None = None, fusion: str = "mean",
             max_batch: int | None = None, seed: int = 0, callback: Callback | None = None,
@@ -201,48 +273,23 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
         raise ValueError(f"eta must be in 0..1, got {shown(eta)}")
-    scale = scale if scale is not None else (config.scale if config else None)
-    if scale is None:
-        raise ValueError("scale is required for a model without .config")
-    check_int("scale", scale, 1, 16)
-    if max_batch is not None:
-        check_int("max_batch", max_batch, 1)
     check_seed(seed, lq.shape[0])
     schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
     check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
 
-    height, width = lq.shape[-2:] if upsampled else (lq.shape[-2] * scale, lq.shape[-1] * scale)
-    factor = config.unet.downsample_factor if config else 1
-    if whole_image:
-        round_up = lambda n: -(-n // factor) * factor  # noqa: E731
-        patch_hw = (round_up(height), round_up(width))
-        stride_hw = patch_hw
-    else:
-        if patch is None:
-            if config is None:
-                raise ValueError("patch is required for a model without .config (or use whole_image=True)")
-            patch, stride = config.patch, config.stride if stride is None else stride
-        check_int("patch", patch, factor)
-        if patch % factor:
-            raise ValueError(f"patch must be a multiple of {factor} (the UNet's down-sampling), got {patch}")
-        stride = max(1, patch // 2) if stride is None else stride
-        check_int("stride", stride, 1, patch)
-        patch_hw, stride_hw = (patch, patch), (stride, stride)
+    plan = plan_sampling(model, lq.shape[-2:], scale=scale, patch=patch, stride=stride, max_batch=max_batch,
+                         whole_image=whole_image, upsampled=upsampled, images=lq.shape[0], fusion=fusion,
+                         device=lq.device)
+    height, width, grid, device = plan.height, plan.width, plan.grid, plan.device
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, height, width)
-
-    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    device = weight.device if weight is not None else lq.device
-    max_batch = fit_memory(config, lq.shape[0], (height, width), patch_hw, stride_hw, fusion,
-                           auto_max_batch(device, patch_hw, max_batch), device, model_dtype(model) or torch.float32)
     upsampled_lq = resize(lq.to(device), (height, width))
     if denoise == 0:
         return upsampled_lq.to(lq.device)
     lq_up = upsampled_lq * 2 - 1
-    grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
-    eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=max_batch,
+    eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=plan.max_batch,
                    cancel=cancel)
 
     def eps_on_canvas(x, t):

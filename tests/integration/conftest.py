@@ -1,14 +1,18 @@
-"""Fixtures that drive a real ComfyUI 0.3.75 server (see tools/comfyui.py).
+"""Fixtures that drive a real ComfyUI server (see tools/comfyui.py), on both supported releases.
 
 Every test under tests/integration/ gets the ``integration`` marker (deselect with
-``-m "not integration"``). The server is started once per session with this repository linked
-into its custom_nodes/ as ComfyUI-LPIP-Diff; it runs on CPU with its own base directory under
-pytest's tmp dir (its log: ``<tmp>/comfyui0/comfyui.log``). If ComfyUI cannot be obtained or does
-not start, the tests fail with the reason; nothing is skipped.
+``-m "not integration"``). The server is started once per ComfyUI version (0.3.75, what users ran
+a year ago, and 0.28.2, today's release) with this repository linked into its custom_nodes/ as
+ComfyUI-LPIP-Diff; tests that use ``comfy_server`` run once on each (their ids end in [0.3.75] and
+[0.28.2]). It runs on CPU with its own base directory under pytest's tmp dir (its log:
+``<tmp>/comfyui-<version>0/comfyui.log``). If ComfyUI cannot be obtained or does not start, the
+tests fail with the reason; nothing is skipped.
 
-Environment: LPIP_COMFYUI_HOME (the ComfyUI folder, default ~/.cache/lpip-diff/comfyui-0.3.75),
-LPIP_COMFY_PYTHON (python for the server, default: the one running pytest), LPIP_COMFY_CPU=0
-(let the server use the GPU; default --cpu), LPIP_KEEP_COMFY_DIR=1 (keep temporary server dirs).
+Environment: LPIP_COMFYUI_VERSIONS (comma-separated, default both), LPIP_COMFYUI_HOME (another
+ComfyUI folder for 0.3.75), LPIP_COMFYUI_SOURCES (the folder with ComfyUI-0.28.2.tar.gz, default
+../shared/comfyui), LPIP_COMFY_PYTHON (python for the server, default: the one running pytest),
+LPIP_COMFY_CPU=0 (let the server use the GPU; default --cpu), LPIP_KEEP_COMFY_DIR=1 (keep
+temporary server dirs).
 """
 from __future__ import annotations
 
@@ -22,15 +26,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # so that `tools` imports without pytest.ini's pythonpath
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.comfyui import COMFYUI_VERSION, PACK_NAME, ComfyError, ComfyServer, ensure_comfyui  # noqa: E402
+from tools.comfyui import (  # noqa: E402
+    COMFYUI_VERSIONS,
+    PACK_NAME,
+    ComfyError,
+    ComfyServer,
+    ensure_comfyui,
+)
 
 _HERE = Path(__file__).resolve().parent
-_STARTUPS: list[float] = []
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "integration: drives a real ComfyUI 0.3.75 server (tools/comfyui.py); slow")
+_STARTUPS: list[tuple[str, float]] = []
+VERSIONS = [v.strip() for v in os.environ.get("LPIP_COMFYUI_VERSIONS", ",".join(COMFYUI_VERSIONS)).split(",")
+            if v.strip()]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -40,25 +47,31 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    for seconds in _STARTUPS:
-        terminalreporter.write_line(f"ComfyUI {COMFYUI_VERSION} server start-up: {seconds:.1f} s")
+    for version, seconds in _STARTUPS:
+        terminalreporter.write_line(f"ComfyUI {version} server start-up: {seconds:.1f} s")
+
+
+@pytest.fixture(scope="session", params=VERSIONS)
+def comfy_version(request) -> str:
+    """The ComfyUI release of this run of the test."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def comfy_dir() -> Path:
+def comfy_dir(comfy_version) -> Path:
     try:
-        return ensure_comfyui()
+        return ensure_comfyui(version=comfy_version)
     except ComfyError as e:
-        pytest.fail(f"could not obtain ComfyUI {COMFYUI_VERSION}: {e}", pytrace=False)
+        pytest.fail(f"could not obtain ComfyUI {comfy_version}: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def hostile_models(tmp_path_factory) -> dict[str, str]:
+def hostile_models(comfy_version, tmp_path_factory) -> dict[str, str]:
     """The hostile checkpoint corpus (tests/fuzz/hostile.py), written into the server's
     models/lpip_diff before it starts: every test runs with this junk beside the good models."""
     from fuzz.hostile import hostile_checkpoints
 
-    base = tmp_path_factory.mktemp("comfyui")
+    base = tmp_path_factory.mktemp(f"comfyui-{comfy_version}")
     return {"base_dir": base, **hostile_checkpoints(base / "models" / "lpip_diff")}
 
 
@@ -73,8 +86,9 @@ def comfy_server(comfy_dir, hostile_models):
     try:
         server.start()
     except ComfyError as e:
-        pytest.fail(f"ComfyUI server did not start: {e}", pytrace=False)
-    _STARTUPS.append(server.startup_seconds)
+        pytest.fail(f"ComfyUI {comfy_version} server did not start: {e}", pytrace=False)
+    server.version = comfy_version
+    _STARTUPS.append((comfy_version, server.startup_seconds))
     try:
         yield server
     finally:
@@ -160,3 +174,17 @@ def face_photos(comfy_server) -> dict[str, str]:
         "solvay": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg"),
         "hopper": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "grace_hopper.jpg"),
     }
+
+
+@pytest.fixture(scope="session")
+def fixtures_uploaded(comfy_server) -> dict[str, str]:
+    """Aligned 128 px faces in the server's input folder: hopper, obama, and hopper_64 (hopper
+    shrunk to 64 px, the same person at a restoration's size)."""
+    from PIL import Image
+
+    fixtures = REPO_ROOT / "tests" / "fixtures"
+    with Image.open(fixtures / "hopper_aligned_128.png") as im:
+        small = _upload(comfy_server, im.convert("RGB").resize((64, 64), Image.LANCZOS), "hopper_64.png")
+    return {"hopper": comfy_server.upload_image(fixtures / "hopper_aligned_128.png"),
+            "obama": comfy_server.upload_image(fixtures / "obama_aligned_128.png"),
+            "hopper_64": small}

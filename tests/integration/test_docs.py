@@ -14,7 +14,8 @@ import pytest
 
 from tools.comfyui import PACK_NAME, REPO_ROOT
 
-NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace", "LPIPFaceCropAlign", "LPIPFacePasteBack"]
+NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPRestoreFaces", "LPIPDegradeFace", "LPIPFaceCropAlign",
+            "LPIPFacePasteBack", "LPIPCompare", "LPIPFaceIdentityScore"]
 LOCALE = REPO_ROOT / "locales" / "en" / "nodeDefs.json"
 # Texts built from the model folder's contents at each /object_info call: a locale entry would
 # replace them with a stale copy in the frontend, so they stay out of it.
@@ -54,18 +55,45 @@ def test_english_locale_matches_the_nodes(comfy_server):
 
 
 def test_help_pages_are_served_and_cover_every_input(comfy_server):
+    """Each node's page lies where the front end asks first (docs/<node id>/<locale>.md: no 404
+    in the browser), starts with the node's name and names every input and output."""
     info = comfy_server.object_info()
+    assert sorted(node_id for node_id, node in info.items() if node["category"] == "LPIP-Diff") == sorted(NODE_IDS)
     for node_id in NODE_IDS:
-        r = comfy_server.session.get(f"{comfy_server.url}/extensions/{PACK_NAME}/docs/{node_id}.md", timeout=30)
+        r = comfy_server.session.get(f"{comfy_server.url}/extensions/{PACK_NAME}/docs/{node_id}/en.md", timeout=30)
         assert r.status_code == 200, node_id
         text = r.text
         assert text.startswith(f"# {info[node_id]['display_name']}\n"), node_id
-        for name in info[node_id]["input"]["required"]:
-            assert f"**{name}**" in text, f"{node_id}.md does not document {name}"
+        for section in ("required", "optional"):
+            for name in info[node_id]["input"].get(section, {}):
+                assert f"**{name}**" in text, f"{node_id}/en.md does not document {name}"
         for name in info[node_id]["output_name"]:
-            assert f"**{name}**" in text, f"{node_id}.md does not document output {name}"
-    # the web directory serves only these pages: no JavaScript front-end extension
-    assert not [js for js in comfy_server._get("/extensions").json() if PACK_NAME in js]
+            assert f"**{name}**" in text, f"{node_id}/en.md does not document output {name}"
+
+
+def test_front_end_extension_is_served(comfy_server):
+    """The pack's JavaScript (web/js/) is listed for the front end to load, and served."""
+    scripts = sorted(js for js in comfy_server._get("/extensions").json() if f"/{PACK_NAME}/" in js)
+    expected = sorted(f"/extensions/{PACK_NAME}/js/{p.name}" for p in (REPO_ROOT / "web" / "js").glob("*.js"))
+    assert scripts == expected and len(expected) >= 4
+    for js in scripts:
+        r = comfy_server.session.get(comfy_server.url + js, timeout=30)
+        assert r.status_code == 200 and "import" in r.text
+
+
+def test_templates_have_titles_and_thumbnails(comfy_server):
+    """The Templates dialog shows a custom pack's workflow under its file name (title, and with
+    -/_ as spaces, description): so the files are named as titles, each with a .jpg thumbnail, and
+    the pack's category has an English name (locales/en/main.json)."""
+    listed = comfy_server._get("/workflow_templates").json()[PACK_NAME]
+    files = sorted(p.stem for p in (REPO_ROOT / "example_workflows").glob("*.json"))
+    assert sorted(listed) == files and len(files) == 4
+    for name in files:
+        assert " " in name and "_" not in name and name[0].isupper(), name
+        r = comfy_server.session.get(f"{comfy_server.url}/api/workflow_templates/{PACK_NAME}/{name}.jpg", timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", name
+    category = comfy_server._get("/i18n").json()["en"]["templateWorkflows"]["category"][PACK_NAME]
+    assert category == "LPIP-Diff face restoration"
 
 
 def test_pyproject_has_registry_metadata():

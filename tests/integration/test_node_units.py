@@ -263,8 +263,8 @@ def test_import_is_fast_and_loads_no_model(in_comfy):
     assert in_comfy["import_s"] < 1.0
     assert in_comfy["models_loaded"] == 0 and in_comfy["dlib_imported"] is False
     assert in_comfy["web"] == "./web"
-    assert in_comfy["nodes"] == ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace",
-                                 "LPIPFaceCropAlign", "LPIPFacePasteBack"]
+    assert in_comfy["nodes"] == ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPRestoreFaces", "LPIPDegradeFace",
+                                 "LPIPFaceCropAlign", "LPIPFacePasteBack", "LPIPCompare", "LPIPFaceIdentityScore"]
 
 
 def test_model_folder_keeps_the_users_extra_model_paths(in_comfy):

@@ -1,4 +1,4 @@
-"""The pack's five nodes in a real ComfyUI 0.3.75 server (one per session, see conftest.py).
+"""The pack's nodes in a real ComfyUI server, 0.3.75 and 0.28.2 (one per version, see conftest.py).
 
 Every run uses a tiny untrained checkpoint written by the tests (never the shipped models), a
 few sampling steps and small images: the point is the plumbing (inputs, outputs, sizes, errors,
@@ -23,7 +23,8 @@ from PIL import Image
 from lpip_core.method.restoration import RECOMMENDED_DENOISE
 from tools.comfyui import PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets, ui_to_api
 
-NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPDegradeFace", "LPIPFaceCropAlign", "LPIPFacePasteBack"]
+NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPRestoreFaces", "LPIPDegradeFace", "LPIPFaceCropAlign",
+            "LPIPFacePasteBack", "LPIPCompare", "LPIPFaceIdentityScore"]
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -72,9 +73,9 @@ def face_boxes(rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, f
 
 # ------------------------------------------------------------------------------------------ discovery
 
-def test_pack_imports_fast_and_lists_five_nodes(comfy_server):
+def test_pack_imports_fast_and_lists_its_nodes(comfy_server):
     log = comfy_server.log_path.read_text(errors="replace")
-    times = re.findall(r"^\s*([\d.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", log, re.M)
+    times = re.findall(r"([\d.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", log, re.M)  # 0.28.2 prefixes [INFO]
     ours = [float(t) for t, path in times if path.strip().endswith(PACK_NAME)]
     assert ours and ours[0] < 1.0, f"pack import time {ours}: {log[-2000:]}"
     assert comfy_server.custom_node_status()[PACK_NAME] is True
@@ -116,7 +117,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
         assert node["display_name"] and len(node["description"]) > 80, node_id
         for name, spec in {**node["input"]["required"], **node["input"].get("optional", {})}.items():
             assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-        assert node["output_tooltips"] and all(node["output_tooltips"]), node_id
+        assert len(node["output_tooltips"]) == len(node["output"]) and all(node["output_tooltips"]), node_id
 
     def inputs(node_id):
         return info[node_id]["input"]["required"]
@@ -149,11 +150,39 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert list(c) == ["image", "face_size", "select", "index", "padding", "upsample", "if_no_face"]
     assert c["select"][1]["options"] == ["largest", "all", "index"]
     assert c["if_no_face"][1]["options"] == ["error", "pass_through"]
-    assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT"]
+    assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT", "MASK"]
+    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask"]
 
     p = inputs("LPIPFacePasteBack")
     assert list(p) == ["image", "faces", "face_align", "feather", "color_match"]
     assert p["face_align"][0] == "FACE_ALIGN" and p["color_match"][1]["options"] == ["none", "mean_std"]
+    assert info["LPIPFacePasteBack"]["output"] == ["IMAGE", "MASK"]
+
+    r = inputs("LPIPRestoreFaces")
+    assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
+                       "color_match", "strength"]
+    assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
+    assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
+    assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
+
+
+def test_every_seed_has_the_same_range(comfy_server, tiny_checkpoint):
+    """One seed range across the pack (KSampler's), and the largest seed runs on a batch (image i
+    uses seed + i, wrapped)."""
+    info = comfy_server.object_info()
+    seeds = {node_id: info[node_id]["input"]["required"]["seed"][1] for node_id in NODE_IDS
+             if "seed" in info[node_id]["input"]["required"]}
+    assert set(seeds) == {"LPIPPatchFusedSampler", "LPIPRestoreFaces", "LPIPDegradeFace"}
+    largest = info["KSampler"]["input"]["required"]["seed"][1]["max"]
+    assert {(s["min"], s["max"]) for s in seeds.values()} == {(0, largest)}
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "EmptyImage",
+                    "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0x806040}},
+              "3": {"class_type": "LPIPDegradeFace", "inputs": {"image": ["2", 0], "mode": "random", "seed": largest,
+                    "blur_sigma": 1.0, "downscale": 4.0, "noise_sigma": 5.0, "jpeg_quality": 80}},
+              "4": sampler(["1", 0], ["3", 0], seed=largest, steps=1),
+              "5": save(["4", 0], "seeds/largest")}
+    assert [f.shape for f in read_images(comfy_server, comfy_server.run(prompt, timeout=120), "5")] == [(64, 64, 3)] * 2
 
 
 def test_model_folder_lists_safetensors_only_and_new_files(comfy_server, tiny_checkpoint):
@@ -423,7 +452,19 @@ def test_a_restoration_too_large_for_memory_is_one_line(comfy_server):
 
 
 def _expect_error(server, prompt, *needles, node=None):
-    pid = server.queue(prompt)
+    """The prompt fails with a ValueError naming ``needles``. ComfyUI 0.28.2 checks combo values
+    itself when the prompt is queued: then the 400 answer must name the node's value that is not in
+    the list, and the list of accepted values."""
+    try:
+        pid = server.queue(prompt)
+    except PromptRejected as rejected:
+        assert server.version != "0.3.75", rejected  # 0.3.75 does not validate V3 combos
+        errors = rejected.node_errors[node]["errors"] if node is not None else \
+            [e for info in rejected.node_errors.values() for e in info["errors"]]
+        text = " ".join(f"{e['message']}: {e['details']}" for e in errors)
+        assert "Value not in list" in text and "[" in text, text
+        assert server.alive()
+        return rejected
     with pytest.raises(ExecutionFailed) as ei:
         server.wait(pid, timeout=60)
     err = ei.value
@@ -450,7 +491,7 @@ def test_bad_model_names_are_clear_execution_errors(comfy_server, tiny_checkpoin
 
     err = _expect_error(comfy_server, prompt("missing.safetensors"), "missing.safetensors", "not found",
                         tiny_checkpoint, node="1")
-    assert "available" in err.message
+    assert "available" in str(err) or tiny_checkpoint in str(err)  # 0.28.2: its list of files
     _expect_error(comfy_server, prompt(f"../{tiny_checkpoint}"), "'..'", node="1")
     _expect_error(comfy_server, prompt("/etc/passwd.safetensors"), "absolute path", node="1")
     _expect_error(comfy_server, prompt("pickled.ckpt"), "pickles", ".safetensors", node="1")
@@ -525,7 +566,8 @@ EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 
 
 def test_example_workflows_are_listed_as_templates(comfy_server):
-    assert EXAMPLES == ["degrade_and_restore", "restore_faces_in_photo"]
+    assert EXAMPLES == ["Degrade, restore and score a face", "Restore Faces in one node (drop-in)",
+                        "Restore the faces in a photo", "Upscale first, then restore in place"]
     templates = comfy_server._get("/workflow_templates").json()
     assert sorted(templates[PACK_NAME]) == EXAMPLES
     for name in EXAMPLES:  # the frontend fetches the file and its thumbnail from here
@@ -537,8 +579,8 @@ def test_example_workflows_are_listed_as_templates(comfy_server):
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_workflow_ui_and_api_copies_are_in_sync(comfy_server, name):
     """example_workflows/NAME.json (UI format, what the template browser opens) must convert to
-    exactly example_workflows/api/NAME.json (what the tests and `make demo` run). After editing a
-    UI workflow: python -m tools.comfyui convert example_workflows/NAME.json --out example_workflows/api/NAME.json"""
+    exactly example_workflows/api/NAME.json (what the tests and `make demo` run). After editing a UI
+    workflow: python -m tools.comfyui convert "example_workflows/N.json" --out "example_workflows/api/N.json"."""
     ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
     api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     assert ui_to_api(ui, comfy_server.object_info()) == api
@@ -555,7 +597,7 @@ def _example(name: str, *sets: str, extra: dict | None = None) -> dict:
 
 @pytest.mark.timeout(300)
 def test_example_a_restores_the_faces_in_a_photo(comfy_server, tiny_checkpoint, face_photos):
-    prompt = _example("restore_faces_in_photo", f"LoadImage.image={face_photos['solvay']}",
+    prompt = _example("Restore the faces in a photo", f"LoadImage.image={face_photos['solvay']}",
                       f"LoadLPIPModel.model_name={tiny_checkpoint}", "LPIPPatchFusedSampler.steps=2",
                       extra={"99": save(["2", 0], "example_a/reference")})
     entry = comfy_server.run(prompt, timeout=240)
@@ -581,7 +623,7 @@ def test_example_a_restores_the_faces_in_a_photo(comfy_server, tiny_checkpoint, 
 
 @pytest.mark.timeout(300)
 def test_example_b_degrades_restores_and_saves_side_by_side(comfy_server, tiny_checkpoint, face_photos):
-    prompt = _example("degrade_and_restore", f"LoadImage.image={face_photos['hopper']}",
+    prompt = _example("Degrade, restore and score a face", f"LoadImage.image={face_photos['hopper']}",
                       f"LoadLPIPModel.model_name={tiny_checkpoint}", "LPIPPatchFusedSampler.steps=2",
                       extra={"98": save(["3", 0], "example_b/clean"), "99": save(["4", 1], "example_b/lq_up")})
     entry = comfy_server.run(prompt, timeout=240)
@@ -610,7 +652,7 @@ def test_demo_command_runs_example_a_headless(comfy_dir, tmp_path):
     (tmp_path / "extra.yaml").write_text(f"test:\n  lpip_diff: {models}\n")
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.comfyui", "run", "example_workflows/api/restore_faces_in_photo.json",
+        [sys.executable, "-m", "tools.comfyui", "run", "example_workflows/api/Restore the faces in a photo.json",
          "--out", str(out), "--comfy-dir", str(comfy_dir),
          "--set", "LoadImage.image=@examples/photos/solvay_1927.jpg",
          "--set", "LoadLPIPModel.model_name=tiny_demo.safetensors", "--set", "LPIPPatchFusedSampler.steps=1",
@@ -621,3 +663,116 @@ def test_demo_command_runs_example_a_headless(comfy_dir, tmp_path):
     assert paths == [f"restored_faces_{i:05d}_.png" for i in range(1, 13)] + ["restored_photo_00001_.png"]
     with Image.open(out / "restored_photo_00001_.png") as im:
         assert im.size == (960, 480)
+
+
+# ------------------------------------------------------------------------------------------ front-end nodes
+
+def test_sampler_reports_its_patch_grid(comfy_server, tiny_checkpoint, lq_faces):
+    """The sampler's UI output: the result as temporary previews and the plan of the run: 64 px out,
+    patch 16, stride 8 -> 7 x 7 = 49 patches per step; max_patch_batch 5 -> 10 UNet calls per step."""
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
+              "3": sampler(["1", 0], ["2", 0], steps=2, max_patch_batch=5),
+              "4": save(["3", 0], "sampler/grid")}
+    out = comfy_server.run(prompt, timeout=120)["outputs"]["3"]
+    grid, = out["lpip_grid"]
+    assert grid == {"width": 64, "height": 64, "patch": [16, 16], "stride": [8, 8], "ys": list(range(0, 49, 8)),
+                    "xs": list(range(0, 49, 8)), "patches_per_step": 49, "max_batch": 5, "steps": 2, "unet_calls": 20,
+                    "images": 1}
+    preview, = out["lpip_preview"]
+    assert preview["type"] == "temp" and (comfy_server.temp_dir / preview["subfolder"] / preview["filename"]).is_file()
+
+
+def test_compare_shows_both_inputs_and_saves_nothing(comfy_server, lq_faces):
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["b"]}},
+              "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+              "4": {"class_type": "LPIPCompare", "inputs": {"before": ["3", 0], "after": ["2", 0]}}}
+    outputs_before = sorted(comfy_server.output_dir.rglob("*"))
+    out = comfy_server.run(prompt, timeout=60)["outputs"]["4"]
+    assert len(out["lpip_before"]) == 2 and len(out["lpip_after"]) == 1
+    for entry in out["lpip_before"] + out["lpip_after"]:
+        path = comfy_server.temp_dir / entry["subfolder"] / entry["filename"]
+        assert entry["type"] == "temp" and path.is_file()
+    with Image.open(comfy_server.temp_dir / out["lpip_after"][0]["subfolder"] / out["lpip_after"][0]["filename"]) as im:
+        with Image.open(comfy_server.input_dir / lq_faces["b"]) as src:
+            assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(src.convert("RGB")))
+    assert sorted(comfy_server.output_dir.rglob("*")) == outputs_before
+
+
+def test_identity_score_tells_same_from_different_people(comfy_server, fixtures_uploaded):
+    """hopper against a 64 px copy of itself: the same person by dlib's threshold; against Obama:
+    a different person. One reference for a batch is broadcast."""
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": fixtures_uploaded["hopper"]}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": fixtures_uploaded["hopper_64"]}},
+              "3": {"class_type": "ImageScale", "inputs": {"image": ["2", 0], "upscale_method": "bicubic",
+                    "width": 128, "height": 128, "crop": "disabled"}},
+              "4": {"class_type": "LoadImage", "inputs": {"image": fixtures_uploaded["obama"]}},
+              "5": {"class_type": "ImageBatch", "inputs": {"image1": ["3", 0], "image2": ["4", 0]}},
+              "6": {"class_type": "LPIPFaceIdentityScore", "inputs": {"reference": ["1", 0], "restored": ["5", 0],
+                                                                     "landmarks": "from_reference"}}}
+    result, = comfy_server.run(prompt, timeout=120)["outputs"]["6"]["lpip_identity"]
+    same, other = result["faces"]
+    assert same["verdict"] == "same person" and same["distance"] < 0.6 and same["id_sim"] > 0.95
+    assert other["verdict"] == "different person" and other["distance"] >= 0.6 and other["id_sim"] < same["id_sim"]
+    assert result["threshold"] == 0.6
+    assert result["mean_id_sim"] == pytest.approx((same["id_sim"] + other["id_sim"]) / 2, abs=2e-4)
+
+
+def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
+    """Crop -> restore -> paste back: same size out, one restored crop per face, and a mask that is
+    0 where the photo is unchanged."""
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
+              "3": {"class_type": "LPIPRestoreFaces", "inputs": {
+                  "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "denoise": 1.0,
+                  "input_is": "low_resolution", "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none",
+                  "strength": 1.0}},
+              "4": save(["3", 0], "restore_faces/photo"), "5": save(["3", 1], "restore_faces/faces"),
+              "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}},
+              "7": save(["6", 0], "restore_faces/mask"),
+              "8": save(["2", 0], "restore_faces/original")}
+    entry = comfy_server.run(prompt, timeout=240)
+    photo, = read_images(comfy_server, entry, "4")
+    faces = read_images(comfy_server, entry, "5")
+    mask, = read_images(comfy_server, entry, "7")
+    original, = read_images(comfy_server, entry, "8")
+    assert photo.shape == original.shape == (320, 640, 3)
+    assert len(faces) == 2 and {f.shape for f in faces} == {(64, 64, 3)}
+    # a mask weight below 0.5/255 saves as 0 and moves a pixel by at most 1 (rounding)
+    changed = np.abs(photo.astype(int) - original.astype(int)).max(axis=-1) > 1
+    covered = mask[..., 0] > 0
+    assert not (changed & ~covered).any()  # outside the mask: unchanged
+    assert changed[covered].mean() > 0.5 and 0.05 < covered.mean() < 0.9
+    assert covered[:, :320].any() and covered[:, 320:].any()  # both faces
+
+
+def test_masks_of_crop_and_paste_and_the_mask_input(comfy_server, tiny_checkpoint, face_photos):
+    """Face Crop & Align's MASK covers each crop; Face Paste Back's MASK is 0 where the photo is
+    unchanged; a MASK input over the left half keeps only the left face."""
+    left = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 320, "height": 320}}
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": face_photos["two"]}},
+              "3": crop_align(["2", 0], select="all"),
+              "4": sampler(["1", 0], ["3", 0]),
+              "5": paste_back(["2", 0], ["4", 0], ["3", 1]),
+              "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 3]}}, "7": save(["6", 0], "masks/crop"),
+              "8": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 1]}}, "9": save(["8", 0], "masks/paste"),
+              "10": save(["5", 0], "masks/pasted"), "11": save(["2", 0], "masks/original"),
+              "12": left, "13": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 640, "height": 320}},
+              "14": {"class_type": "MaskComposite", "inputs": {"destination": ["13", 0], "source": ["12", 0],
+                                                               "x": 0, "y": 0, "operation": "add"}},
+              "15": crop_align(["2", 0], select="all", mask=["14", 0]),
+              "16": {"class_type": "MaskToImage", "inputs": {"mask": ["15", 3]}}, "17": save(["16", 0], "masks/left")}
+    entry = comfy_server.run(prompt, timeout=240)
+    crop_mask, = read_images(comfy_server, entry, "7")
+    paste_mask, = read_images(comfy_server, entry, "9")
+    pasted, = read_images(comfy_server, entry, "10")
+    original, = read_images(comfy_server, entry, "11")
+    left_mask, = read_images(comfy_server, entry, "17")
+    crop, paste = crop_mask[..., 0] > 127, paste_mask[..., 0] > 0
+    assert set(np.unique(crop_mask[..., 0])) == {0, 255} and crop[:, :320].any() and crop[:, 320:].any()
+    assert not (paste & ~(crop_mask[..., 0] > 0)).any()  # the feathered paste lies inside the crops
+    changed = np.abs(pasted.astype(int) - original.astype(int)).max(axis=-1) > 1  # see above: rounding
+    assert not (changed & ~paste).any() and changed[paste_mask[..., 0] == 255].mean() > 0.5
+    assert left_mask[:, :320, 0].max() == 255 and left_mask[:, 320:, 0].max() == 0  # only the left face

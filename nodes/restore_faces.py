@@ -1,0 +1,97 @@
+"""LPIP-Diff Restore Faces: crop -> restore -> paste back in one node, where a FaceRestore or
+CodeFormer node sits in existing graphs (IMAGE + model -> IMAGE)."""
+from __future__ import annotations
+
+import logging
+
+from comfy_api.latest import io
+
+from ..lpip_core.faces.detect import SELECT_MODES, align_faces
+from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE
+from ..lpip_core.resize import resize
+from .convert import core_to_image, image_to_core
+from .device import output_device, output_dtype
+from .faces import SMALLEST_FACE
+from .sampler import LOW_RES, UPSCALED, check_model, sample_faces
+from .types import MAX_SEED, LPIPModel
+
+log = logging.getLogger("LPIP-Diff")
+
+
+class RestoreFaces(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LPIPRestoreFaces",
+            display_name="LPIP-Diff Restore Faces",
+            category="LPIP-Diff",
+            description=(
+                "Restores every face of a photo in one node: Face Crop & Align -> Patch-Fused Sampler -> Face "
+                "Paste Back with their usual settings. A drop-in where a FaceRestore or CodeFormer node sits: "
+                "image in, image of the same size out, plus the restored face crops and a mask of where they "
+                "were pasted. Images without a face pass through unchanged."),
+            inputs=[
+                LPIPModel.Input("model", tooltip="From Load LPIP-Diff Model."),
+                io.Image.Input("image", tooltip="Photos or video frames with faces (a batch)."),
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                             tooltip="Seed of the starting noise; face i of the batch uses seed + i."),
+                io.Int.Input("steps", default=25, min=1, max=1000, tooltip="DDIM steps per face."),
+                io.Float.Input("denoise", default=RECOMMENDED_DENOISE, min=0.0, max=1.0, step=0.05,
+                               tooltip="As in KSampler and the Patch-Fused Sampler: 1.0 starts from pure noise "
+                                       "(the paper); lower values keep more of the upscaled face."),
+                io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
+                               tooltip="low_resolution: faces are cut at the model's low-resolution size (16 px) "
+                                       "and restored to its output size (64 px for x4): for small faces, about "
+                                       "20-50 px wide. already_upscaled: faces are cut at the model's output "
+                                       "size and restored in place: for larger faces, or after an upscaler."),
+                io.Combo.Input("select", options=list(SELECT_MODES), default="all",
+                               tooltip="all: every face; largest: one face per image; index: the index-th "
+                                       "largest (with the index of Face Crop & Align, 0)."),
+                io.Int.Input("upsample", default=1, min=0, max=3,
+                             tooltip="Detector upsampling: 0 finds faces from about 80 px wide, 1 from 40 px, "
+                                     "2 from 20 px, 3 from 10 px; each step is about 4x slower."),
+                io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
+                               tooltip="Soft edge of the pasted faces, as a fraction of the crop side."),
+                io.Combo.Input("color_match", options=list(COLOR_MATCH_MODES), default="none",
+                               tooltip="mean_std: match each restored face's colour to the original first."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="As in Face Paste Back: 1 = the restored face, 0.5 = half restored, half "
+                                       "original, 0 = the original image."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional: restore only faces that lie mostly inside this mask."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),
+                io.Image.Output(display_name="faces", tooltip="The restored face crops, all faces in one batch "
+                                                              "(a thumbnail of each image when none was found)."),
+                io.Mask.Output(display_name="mask", tooltip="Where the faces were pasted (feathered): for "
+                                                            "ImageCompositeMasked and other masked nodes."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
+                strength, mask=None) -> io.NodeOutput:
+        config = check_model(model).config
+        if input_is not in (LOW_RES, UPSCALED):
+            raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
+        if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
+            raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
+        x = image_to_core(image)
+        count, _, h, w = x.shape
+        crop = config.lq_size if input_is == LOW_RES else config.hq_size
+        crops, alignments = align_faces(x, face_size=crop, select=select, upsample=upsample, mask=mask)
+        device, dtype = output_device(), output_dtype()
+        if not alignments:
+            log.info("LPIP-Diff: Restore Faces found no face (detector upsample = %d); passing the image through",
+                     upsample)
+            thumbs = core_to_image(resize(x, (config.hq_size, config.hq_size)), device, dtype)
+            return io.NodeOutput(image, thumbs, face_masks([], count, (h, w)).to(device))
+        restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
+                                   fusion="mean", max_patch_batch=64, upsampled=input_is == UPSCALED, denoise=denoise)
+        out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
+                          strength=strength)
+        masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)
+        return io.NodeOutput(core_to_image(out, device, dtype), core_to_image(restored, device, dtype),
+                             masks.to(device))
