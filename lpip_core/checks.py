@@ -43,9 +43,13 @@ def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_l
 
 
 def check_seed(seed, batch: int = 1) -> int:
-    """A seed for a batch whose image b uses seed + b: every seed + b must be below 2**64."""
-    batch = max(1, batch)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_LIMIT - batch:
-        per_image = " (image b of the batch uses seed + b)" if batch > 1 else ""
-        raise ValueError(f"seed must be an integer in 0..2**64 - {batch}{per_image}, got {shown(seed)}")
+    """A seed in 0..2**64 - 1 (KSampler's range); image b of a batch uses seed_for(seed, b)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        per_image = " (image b of a batch uses seed + b, wrapped)" if batch > 1 else ""
+        raise ValueError(f"seed must be an integer in 0..2**64 - 1{per_image}, got {shown(seed)}")
     return seed
+
+
+def seed_for(seed: int, b: int) -> int:
+    """Image b's seed: seed + b, wrapped at 2**64 so every seed of the range serves any batch."""
+    return (seed + b) % SEED_LIMIT

@@ -132,7 +132,7 @@ def _check_options(args, ranges: dict[str, tuple[float, float]]) -> None:
 
 
 def cmd_degrade(args) -> None:
-    from .checks import check_seed
+    from .checks import check_seed, seed_for
     from .files import read_image
     from .training.degrade import DegradeParams, degrade
 
@@ -155,7 +155,7 @@ def cmd_degrade(args) -> None:
         else:
             params = None
             lq_size = (max(1, hq.shape[-2] // args.scale), max(1, hq.shape[-1] // args.scale))
-        lq, lq_up = degrade(hq, params, seed=args.seed + i, lq_size=lq_size)
+        lq, lq_up = degrade(hq, params, seed=seed_for(args.seed, i), lq_size=lq_size)
         for image, target in zip((lq, lq_up), targets):
             print(_write(image, target))
 

@@ -10,6 +10,7 @@ from comfy.cli_args import args as comfy_args
 from comfy_api.latest import io
 
 from ..lpip_core import SamplingCancelled, restore
+from ..lpip_core.checks import seed_for
 from ..lpip_core.files import to_pil
 from ..lpip_core.method.patches import FUSIONS
 from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, SamplingPlan, memory_estimate, plan_sampling
@@ -169,7 +170,7 @@ def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: i
         def run(chunk, i=i):
             try:
                 return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
-                               fusion=fusion, max_batch=chunk, seed=seed + i, callback=on_step,
+                               fusion=fusion, max_batch=chunk, seed=seed_for(seed, i), callback=on_step,
                                cancel=mm.processing_interrupted, upsampled=upsampled, denoise=denoise)
             except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
                 mm.throw_exception_if_processing_interrupted()

@@ -70,6 +70,14 @@ def test_a_batch_equals_its_images_restored_one_by_one_with_seed_plus_index(mode
         torch.testing.assert_close(batch[i:i + 1], restore(model, lq[i:i + 1], steps=3, seed=10 + i), rtol=0, atol=1e-5)
 
 
+def test_the_largest_seed_serves_a_batch_and_wraps_to_zero(model):
+    lq = torch.rand(2, 3, 16, 16)
+    batch = restore(model, lq, steps=2, seed=2 ** 64 - 1)
+    torch.testing.assert_close(batch[1:], restore(model, lq[1:], steps=2, seed=0), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="seed must be an integer in 0..2\\*\\*64 - 1"):
+        restore(model, lq, steps=2, seed=2 ** 64)
+
+
 def test_output_shape_range_and_defaults_from_the_model_config(model):
     out = restore(model, torch.rand(2, 3, 12, 20), steps=2)
     assert out.shape == (2, 3, 48, 80)

@@ -73,6 +73,10 @@ class ComfyError(RuntimeError):
     """The server could not be obtained, did not start, or did not answer as expected."""
 
 
+class SourcesMissing(ComfyError):
+    """A ComfyUI release that no registry carries, and whose source tarball is not on this machine."""
+
+
 class PromptRejected(ComfyError):
     """POST /prompt answered 400 (validation failed before anything ran)."""
 
@@ -205,8 +209,8 @@ def _unpack_tarball(tree: Path, version: str) -> str:
     name, sha256 = TARBALLS[version]
     path = sources_dir() / name
     if not path.is_file():
-        raise ComfyError(f"ComfyUI {version} needs its source tarball {path} (no package registry carries "
-                         f"it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")
+        raise SourcesMissing(f"ComfyUI {version} needs its source tarball {path} (no package registry carries "
+                             f"it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise ComfyError(f"{path} has SHA-256 {digest}, expected {sha256}")

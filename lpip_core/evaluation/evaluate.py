@@ -33,6 +33,7 @@ from typing import Sequence
 
 import torch
 
+from ..checks import seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import patch_starts
@@ -206,7 +207,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                     if method.kind == "bicubic":
                         out = resize(lq_i, (hq_size, hq_size))
                     else:
-                        out = restore(model, lq_i, steps=steps, seed=seed + i, max_batch=max_batch,
+                        out = restore(model, lq_i, steps=steps, seed=seed_for(seed, i), max_batch=max_batch,
                                       whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
                                       fusion=method.fusion, denoise=method.denoise)
                     seconds = time.perf_counter() - tic

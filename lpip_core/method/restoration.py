@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from ..checks import check_int, check_seed, shown
+from ..checks import check_int, check_seed, seed_for, shown
 from ..resize import resize
 from .patches import FUSIONS, PatchGrid, count_starts, grid_bytes, pad_to, patch_grid
 from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim
@@ -256,7 +256,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     max_batch: most patches per UNet call, a memory bound that does not change the result; on the
         CPU chunks of about 16k patch pixels run fastest and are used when smaller (None: that, or
         64 patches elsewhere).
-    seed: image b of the batch uses seed + b, so a batch equals its images restored one by one.
+    seed: image b of the batch uses seed + b (wrapped at 2**64), so a batch equals its images restored one by one.
     denoise: KSampler's meaning. 1.0 starts from pure noise (the paper); below 1 sampling starts
         from the upsampled LQ noised to the level of the schedule's last `steps` of
         int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
@@ -295,7 +295,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     def eps_on_canvas(x, t):
         return eps(pad_to(x, grid.height, grid.width), t)[..., :height, :width]
 
-    generators = [torch.Generator().manual_seed(seed + b) for b in range(lq.shape[0])]
+    generators = [torch.Generator().manual_seed(seed_for(seed, b)) for b in range(lq.shape[0])]
 
     def noise():
         return torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(device)

@@ -24,14 +24,14 @@ class Augmentation:
     """Ranges of the random changes; each field 0 switches its change off."""
 
     flip: float = 0.5  # probability of a horizontal mirror
-    shift: float = 0.03  # of the face side, each axis
-    scale: float = 0.05  # relative zoom, +-
-    rotation: float = 4.0  # degrees, +-
-    brightness: float = 0.15  # relative, +-
-    contrast: float = 0.15  # relative, +-
-    saturation: float = 0.3  # relative, +-
-    hue: float = 0.03  # of a full turn, +-
-    grey: float = 0.1  # probability of a greyscale face
+    shift: float = 0.02  # of the face side, each axis
+    scale: float = 0.03  # relative zoom, +-
+    rotation: float = 3.0  # degrees, +-
+    brightness: float = 0.05  # relative, +-
+    contrast: float = 0.05  # relative, +-
+    saturation: float = 0.1  # relative, +-
+    hue: float = 0.0  # of a full turn, +-
+    grey: float = 0.05  # probability of a greyscale face
 
     def to_dict(self) -> dict:
         return asdict(self)

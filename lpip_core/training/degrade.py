@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from ..checks import check_seed
+from ..checks import check_seed, seed_for
 from ..resize import resize
 
 RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa")  # -aa: antialiased
@@ -212,7 +212,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
     elif params is None:
         if lq_size is None:
             raise ValueError("lq_size is required with random parameters (each image draws its own downscale)")
-        params = [random_params(random.Random((seed + b) % 2 ** 64), size[-1], lq_size[-1]) for b in range(batch)]
+        params = [random_params(random.Random(seed_for(seed, b)), size[-1], lq_size[-1]) for b in range(batch)]
     elif len(params) != batch:
         raise ValueError(f"params must be one DegradeParams or {batch} (one per image), got {len(params)}")
     if lq_size is None:
@@ -220,7 +220,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
         if len(sizes) > 1:
             raise ValueError("lq_size is required when the images' downscale factors differ")
         lq_size = sizes.pop()
-    generators = [torch.Generator().manual_seed((seed + b) % 2 ** 64) for b in range(batch)]
+    generators = [torch.Generator().manual_seed(seed_for(seed, b)) for b in range(batch)]
     lqs = [degrade_one(img, p, lq_size=lq_size, generator=g) for img, p, g in zip(hq, params, generators)]
     lq = torch.stack(lqs) if lqs else hq.new_zeros(0, 3, *lq_size)
     return lq, resize(lq, size)

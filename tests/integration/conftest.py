@@ -6,7 +6,9 @@ a year ago, and 0.28.2, today's release) with this repository linked into its cu
 ComfyUI-LPIP-Diff; tests that use ``comfy_server`` run once on each (their ids end in [0.3.75] and
 [0.28.2]). It runs on CPU with its own base directory under pytest's tmp dir (its log:
 ``<tmp>/comfyui-<version>0/comfyui.log``). If ComfyUI cannot be obtained or does not start, the
-tests fail with the reason; nothing is skipped.
+tests fail with the reason; the one exception is 0.28.2 on a machine without its source tarball
+(no registry carries it; the project keeps it in ../shared/comfyui): its tests are skipped with
+that reason, so a clone elsewhere still runs everything on 0.3.75.
 
 Environment: LPIP_COMFYUI_VERSIONS (comma-separated, default both), LPIP_COMFYUI_HOME (another
 ComfyUI folder for 0.3.75), LPIP_COMFYUI_SOURCES (the folder with ComfyUI-0.28.2.tar.gz, default
@@ -31,6 +33,7 @@ from tools.comfyui import (  # noqa: E402
     PACK_NAME,
     ComfyError,
     ComfyServer,
+    SourcesMissing,
     ensure_comfyui,
 )
 
@@ -61,6 +64,8 @@ def comfy_version(request) -> str:
 def comfy_dir(comfy_version) -> Path:
     try:
         return ensure_comfyui(version=comfy_version)
+    except SourcesMissing as e:  # a machine without the project's shared folder: say so, run the other release
+        pytest.skip(f"ComfyUI {comfy_version} not on this machine: {e}")
     except ComfyError as e:
         pytest.fail(f"could not obtain ComfyUI {comfy_version}: {e}", pytrace=False)
 
@@ -76,7 +81,7 @@ def hostile_models(comfy_version, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def comfy_server(comfy_dir, hostile_models):
+def comfy_server(comfy_version, comfy_dir, hostile_models):
     """A running ComfyServer with this repository as the custom-node pack ComfyUI-LPIP-Diff, and the
     hostile checkpoint corpus in its model folder."""
     server = ComfyServer(comfy_dir, python=os.environ.get("LPIP_COMFY_PYTHON") or None,

@@ -533,13 +533,17 @@ def test_ten_queued_prompts_good_and_bad_all_finish(comfy_server, tiny_checkpoin
         6: lambda p: p.update({"5": crop_align(["2", 0], select="all"), "4": save(["5", 0], "queue/noface")}),
         8: lambda p: p["1"]["inputs"].update(model_name="../../secrets.safetensors"),
     }
+    # Rejected before they run (HTTP 400): steps below the minimum; on 0.28.2 also a model name that
+    # is not in the list (0.3.75 does not check V3 combos and fails them when they run).
+    rejected = {9} | ({1, 8} if comfy_server.version != "0.3.75" else set())
     pids = {}
     for i in range(10):
         p = good(i)
         if i in bad:
             bad[i](p)
-        if i == 9:  # rejected before it runs (steps below the minimum): HTTP 400
+        if i == 9:
             p["3"]["inputs"]["steps"] = 0
+        if i in rejected:
             with pytest.raises(PromptRejected):
                 comfy_server.queue(p)
             continue
