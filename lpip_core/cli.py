@@ -223,7 +223,8 @@ def cmd_evaluate(args) -> None:
     evaluate(model_path, args.data, out_dir=args.out, protocols=protocols, denoise=args.denoise,
              denoise_sweep=sweep, scale=args.scale, holdout=args.holdout, steps=args.steps,
              seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
-             min_face_size=args.min_face_size, align=args.align, max_batch=args.max_batch,
+             fusions=[f.strip() for f in args.fusions.split(",") if f.strip()], min_face_size=args.min_face_size,
+             align=args.align, max_batch=args.max_batch,
              device=_device(args.device), progress=not args.quiet, command=args.command_line)
     print(Path(args.out) / "protocols.md")
     if not args.quiet:
@@ -304,6 +305,8 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--grid-faces", type=int, default=6, help="faces in grid.png (default 6)")
     e.add_argument("--table2", default="0.25,0.5,1,2",
                    help="Table II patches as multiples of the training patch m (default 0.25,0.5,1,2; '' skips)")
+    e.add_argument("--fusions", default="mean,median,gaussian",
+                   help="Table I's fusions, mean first (default mean,median,gaussian; without median no Table III)")
     e.add_argument("--min-face-size", type=int, help="skip faces smaller than this natively (default: hq size)")
     e.add_argument("--align", action="store_true", help="detect and align faces first (for unaligned photos)")
     e.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")

@@ -199,3 +199,16 @@ def test_protocols_sweep_and_retrieval(setup, tmp_path):
         evaluate(model_path, data, out_dir=tmp_path / "x", protocols=["blurry"], progress=False)
     with pytest.raises(ValueError, match="denoise_sweep must be in"):
         evaluate(model_path, data, out_dir=tmp_path / "x", denoise_sweep=(0,), progress=False)
+
+
+def test_fusions_limit_table_one_and_drop_table_three(setup, tmp_path):
+    """The cheap run the model cards use: mean fusion only (bicubic, whole-image, mean per face)."""
+    root, data, model_path = setup
+    results = evaluate(model_path, data, out_dir=tmp_path / "f", fusions=("mean",), steps=1, patch_factors=(),
+                       grid_faces=1, progress=False)
+    assert results["tables"]["table1"] == ["bicubic", "whole-image", "lpip-mean"]
+    assert {r["method"] for r in read_rows(tmp_path / "f")} == {"bicubic", "whole-image", "lpip-mean"}
+    assert "Not run: median fusion" in (tmp_path / "f" / "table3.md").read_text()
+    for bad in (("median",), ("mean", "mean"), ("mean", "max"), ()):
+        with pytest.raises(ValueError, match="fusions must start with mean"):
+            evaluate(model_path, data, out_dir=tmp_path / "x", fusions=bad, progress=False)

@@ -49,11 +49,12 @@ def shown_at(hq: torch.Tensor, n: int, degradation: str, seed: int) -> torch.Ten
 
 
 def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], denoises: list[float],
-          degradation: str, steps: int, seed: int = 0) -> dict:
+          degradation: str, steps: int, limit: int | None = None, seed: int = 0) -> dict:
     model = load_model(model_path)
     out_size, lq_size = model.config.hq_size, model.config.hq_size // model.config.scale
     include = read_split(holdout) if holdout else None
     faces, names = load_faces(data, 512 if out_size <= 512 else out_size, include=include, min_face_size=out_size)
+    faces, names = faces[:limit], names[:limit]
     rows = []
     for i, face in enumerate(faces.float() / 255):
         truth = resize(face[None], (out_size, out_size))
@@ -106,12 +107,13 @@ def main(argv=None) -> None:
     parser.add_argument("--denoise", default="0.3,0.5,0.7")
     parser.add_argument("--degradation", choices=("clean", "lq-noise-jpeg"), default="clean")
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--faces", type=int, help="only the first N held-out faces (default all)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
     result = study(args.model, args.data, args.holdout, [int(s) for s in args.sizes.split(",")],
-                   [float(d) for d in args.denoise.split(",")], args.degradation, args.steps)
+                   [float(d) for d in args.denoise.split(",")], args.degradation, args.steps, args.faces)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(result)

@@ -36,7 +36,7 @@ import torch
 from ..checks import seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
-from ..method.patches import patch_starts
+from ..method.patches import FUSIONS, patch_starts
 from ..method.restoration import restore
 from ..resize import resize
 from ..training.data import list_images, load_faces, read_split
@@ -81,7 +81,7 @@ def _check_denoise(name: str, value) -> float:
 
 
 def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS,
-                 denoise: float = 1.0, denoise_sweep: Sequence[float] = ()):
+                 denoise: float = 1.0, denoise_sweep: Sequence[float] = (), fusions: Sequence[str] = FUSIONS):
     """The methods to run and the rows of the tables.
 
     Returns (methods, table1 keys, table2 rows, table3 keys, sweep keys). A Table II row is a dict
@@ -100,7 +100,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
         add(Method(f"whole-image{suffix}", f"Whole-image diffusion (SR3 baseline, same model{at})", "whole",
                    denoise=denoise)),
     ]
-    for fusion in ("mean", "median", "gaussian"):
+    for fusion in fusions:
         table1.append(add(Method(f"lpip-{fusion}{suffix}",
                                  f"LPIP-Diff, {fusion} fusion (patch {patch}, stride {stride}{at})",
                                  "patch", patch, stride, fusion, denoise)))
@@ -118,7 +118,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
                                        f"LPIP-Diff, mean fusion (patch {p}, stride {s}{at})",
                                        "patch", p, s, "mean", denoise))
         table2.append(row)
-    table3 = [table1[2], table1[3]]  # mean vs median at the model's patch: Table I's rows
+    table3 = table1[2:4] if "median" in fusions else []  # mean vs median at the model's patch: Table I's rows
     sweep = [add(Method(f"lpip-mean-d{d:g}", f"LPIP-Diff, mean fusion, denoise {d:g}", "patch", patch, stride,
                         "mean", d)) for d in denoise_sweep]
     return list(methods.values()), table1, table2, table3, sweep
@@ -129,6 +129,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
              denoise_sweep: Sequence[float] = (), scale: int | None = None,
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
+             fusions: Sequence[str] = FUSIONS,
              min_face_size: int | None = None, align: bool = False, max_batch: int | None = None,
              device: str | torch.device = "cpu", progress: bool = True, command: str | None = None) -> dict:
     """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) under
@@ -141,6 +142,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     scale: must equal the model's scale if given (a checkpoint restores one scale).
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
+    fusions: the LPIP-Diff fusions of Table I, mean first (without median there is no Table III).
     min_face_size, align: as in lpip_core.training.data.load_faces (default: faces at least hq_size natively).
     """
     started = time.perf_counter()
@@ -149,6 +151,10 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     _check_int("seed", seed, 0)
     _check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
+    fusions = tuple(fusions)
+    if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
+        raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
+                         f"got {', '.join(map(str, fusions)) or 'none'}")
     denoise_sweep = tuple(_check_denoise("denoise_sweep", d) for d in denoise_sweep)
     if max_batch is not None:
         _check_int("max_batch", max_batch, 1)
@@ -185,8 +191,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     truth_landmarks = face_landmarks(hq)
     truth_embeddings = face_embedding(hq, truth_landmarks)
     factor = config.unet.downsample_factor
-    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep)
-    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep)
+    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep, fusions)
+    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep, fusions)
     _, table1, table2, table3, sweep = first
     grid_index = _grid_indices(len(names), grid_faces)
     grid_keys = (table1[0], table1[1], table1[2])  # bicubic, whole-image, LPIP-Diff mean
@@ -414,6 +420,8 @@ def _table2(results: dict, caption: str) -> str:
 def _table3(results: dict, caption: str) -> str:
     keys = results["tables"]["table3"]
     lines = ["# Table III: fusion of the overlapping estimates", "", caption]
+    if not keys:
+        return "\n".join(lines + ["", "Not run: median fusion was not among the evaluated fusions."]) + "\n"
     for protocol, entry in results["protocols"].items():
         best = _best(entry["methods"], keys)
         lines += ["", _protocol_heading(results, protocol), "", "| Fusion " + HEADER, "|---|---|---|---|---|---|"]
