@@ -219,13 +219,14 @@ def oom_check(device: torch.device, steps: int) -> dict:
         finally:
             restoration.available_memory = free_memory
         torch.cuda.empty_cache()
-        plan = restoration.plan_sampling(model, (16, 16), max_batch=588, images=12)
         try:
+            plan = restoration.plan_sampling(model, (16, 16), max_batch=588, images=12)
             out = restore(model, lq, steps=steps, seed=0, max_batch=588)
             guarded = {"planned_chunk": plan.max_batch, "images_per_pass": plan.images_per_pass, "oom": False,
                        "max_abs_diff_vs_reference": float((out - reference).abs().max())}
-        except torch.cuda.OutOfMemoryError as e:
-            guarded = {"planned_chunk": plan.max_batch, "oom": True, "error": str(e)[:300]}
+        except (torch.cuda.OutOfMemoryError, ValueError) as e:  # a real OOM, or the guard's refusal
+            guarded = {"oom": isinstance(e, torch.cuda.OutOfMemoryError),
+                       "error": str(e)[:300]}
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
     return {"fraction": fraction, "measured_bytes_per_patch": per_patch, "halving": halving, "guard": guarded}
@@ -307,7 +308,7 @@ def cpu(args) -> dict:
 
     torch.set_num_threads(max(t for t in args.threads if t))  # what "auto" (threads=None) may lower
 
-    rows, auto = [], {}
+    rows, auto, others = [], {}, {}
     for load in ("quiet", "busy") if args.busy else ("quiet",):
         hogs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.busy if load == "busy" else 0)]
         for h in hogs:
@@ -316,6 +317,7 @@ def cpu(args) -> dict:
             time.sleep(1.0)
             runtime._busy_cache = (-runtime.BUSY_CACHE_S, None)  # measure this load afresh
             auto[load] = runtime.pick_threads(torch.get_num_threads(), os.cpu_count() or 1, runtime.busy_cpus())
+            others[load] = runtime.busy_cpus()
             fns = {}
             for threads in args.threads:
                 for how, fn in (("one by one", one_by_one), ("one pass", one_pass)):
@@ -361,7 +363,7 @@ def cpu(args) -> dict:
                     "psnr_min": min_psnr(out, fp32)}
         print(f"  compiled one pass: {compiled['ms_per_face']:.0f} ms/face (eager {compiled['eager_ms_per_face']:.0f})",
               flush=True)
-    return {"faces": n, "rows": rows, "auto_threads": auto, "bf16": bf16, "compiled": compiled}
+    return {"faces": n, "rows": rows, "auto_threads": auto, "busy_cpus": others, "bf16": bf16, "compiled": compiled}
 
 
 def print_cpu(report: dict, steps: int, busy: int) -> None:
@@ -370,7 +372,9 @@ def print_cpu(report: dict, steps: int, busy: int) -> None:
           "| max abs diff | same 8-bit values |")
     print("|---|---|---|---|---|---|---|---|")
     for r in report["rows"]:
-        load = r["load"] if r["load"] == "quiet" else f"busy ({busy} spinning processes)"
+        cpus = report["busy_cpus"].get(r["load"])
+        seen = "" if cpus is None else f"; other processes kept {cpus:.1f} CPUs busy"
+        load = ("as found" if r["load"] == "quiet" else f"busy: {busy} spinning processes added") + seen
         threads = r["threads"] or f"auto ({report['auto_threads'].get(r['load'], '?')})"
         print(f"| {load} | {threads} | {r['one_by_one_ms_per_face']:.0f} | {r['one_pass_ms_per_face']:.0f} | "
               f"x{r['speed_up']:.2f} | {100 * r['unet_share_one_by_one']:.0f} % / "

@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import tile, to_pil
-from ..lpip_core.method.patches import FUSIONS
+from ..lpip_core.method.patches import FUSIONS, count_starts
 from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, SamplingPlan,
                                             memory_estimate, plan_sampling)
 from ..lpip_core.method.runtime import is_compile_error
@@ -64,7 +64,8 @@ def working_memory(config, images: int, out_h: int, out_w: int, patch: int | Non
     stride = stride or max(1, patch // 2)
     fixed, per_patch = memory_estimate(config, images, (out_h, out_w), (patch, patch), (stride, stride), fusion,
                                        dtype)
-    return fixed + per_patch * max_patch_batch
+    patches = images * count_starts(max(out_h, patch), patch, stride) * count_starts(max(out_w, patch), patch, stride)
+    return fixed + per_patch * min(max_patch_batch, patches)  # a call never holds more patches than there are
 
 
 class PatchFusedSampler(io.ComfyNode):

@@ -305,3 +305,16 @@ def test_sampling_plan_of_a_small_upscaled_image_pads_the_canvas(model):
     plan = plan_sampling(model, (10, 40), patch=16, stride=16, upsampled=True)
     assert (plan.height, plan.width) == (10, 40) and (plan.grid.height, plan.grid.width) == (16, 40)
     assert plan.grid.ys == (0,) and plan.grid.xs == (0, 16, 24)
+
+
+def test_the_guard_reads_the_per_process_memory_fraction_on_cuda(monkeypatch):
+    """torch.cuda.set_per_process_memory_fraction caps what the allocator may hold: the guard plans
+    within that cap, not within the driver's free memory."""
+    gb = 2 ** 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (60 * gb, 80 * gb))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 6 * gb)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gb)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 1.0)
+    assert restoration.available_memory(torch.device("cuda")) == 62 * gb  # free + reserved - allocated
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 0.125)
+    assert restoration.available_memory(torch.device("cuda")) == 6 * gb  # 10 GB allowed, 4 GB in use
