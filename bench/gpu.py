@@ -15,7 +15,7 @@ GPU (one command on a CUDA machine with torch and this repository; no network):
     patches per call; with the memory guard off, the node's halving (nodes/memory.py) must meet
     real OOM errors and finish; with the guard on, restore must pick a chunk that fits.
 CPU (`make bench`; the same script's CPU half):
-    python bench/gpu.py --cpu [--steps 10] [--busy 2]
+    python bench/gpu.py --cpu [--steps 10] [--rounds 3] [--busy 2] [--threads 1,2,0] [--no-cpu-bf16] [--cpu-compile]
   the faces the demo workflow restores in examples/photos/solvay_1927.jpg (x2, Face Crop & Align at 16 px),
   the shipped x4 model: one `restore` call per face vs all faces in one call, with 1 and 2 torch
   threads, on the machine as it is ("quiet") and with --busy processes spinning beside it ("busy").
@@ -324,7 +324,7 @@ def cpu(args) -> dict:
                     key = (load, threads, how)
                     fns[(threads, how)] = lambda fn=fn, t=threads, k=key: clocked(k, lambda: fn(t or None))
             quiet = load == "quiet"  # busy: one round, no warm-up (two threads can be 10x slower there)
-            runs = side_by_side(fns, args.rounds if quiet else 1, device, warmup=quiet)
+            runs = side_by_side(fns, args.rounds if quiet else 1, device, warmup=quiet and args.rounds > 1)
         finally:
             for h in hogs:
                 h.terminate()
@@ -343,17 +343,21 @@ def cpu(args) -> dict:
             print(f"  {load} {threads} thread(s): one by one {r['one_by_one_ms_per_face']:.0f} ms/face, one pass "
                   f"{r['one_pass_ms_per_face']:.0f} ms/face, x{r['speed_up']:.2f}, max |diff| {r['max_abs_diff']:.1e}",
                   flush=True)
-    # precision on the CPU: bf16 weights, one pass, against the fp32 one pass above (quiet machine)
     top = max(t for t in args.threads if t)
-    reference = next(r for r in rows if r["load"] == "quiet" and r["threads"] == top)
-    low = load_model(MODELS["x4"], dtype=torch.bfloat16)
-    seconds, out, _ = timed(lambda: restore(low, faces, steps=args.steps, seed=0, threads=top), device)
-    fp32 = restore(model, faces, steps=args.steps, seed=0, threads=top)
-    bf16 = {"threads": top, "ms_per_face": 1000 * seconds / n, "fp32_ms_per_face": reference["one_pass_ms_per_face"],
-            "psnr_min": min_psnr(out, fp32), "psnr_mean": float(psnr(out, fp32).mean())}
-    print(f"  bf16 one pass: {bf16['ms_per_face']:.0f} ms/face, PSNR vs fp32 >= {bf16['psnr_min']:.1f} dB", flush=True)
+    bf16 = None
+    if args.cpu_bf16:  # precision on the CPU: bf16 weights, one pass, against fp32 (emulated here: slow)
+        reference = next(r for r in rows if r["load"] == "quiet" and r["threads"] == top)
+        low = load_model(MODELS["x4"], dtype=torch.bfloat16)
+        seconds, out, _ = timed(lambda: restore(low, faces, steps=args.steps, seed=0, threads=top), device)
+        fp32 = restore(model, faces, steps=args.steps, seed=0, threads=top)
+        bf16 = {"threads": top, "ms_per_face": 1000 * seconds / n,
+                "fp32_ms_per_face": reference["one_pass_ms_per_face"],
+                "psnr_min": min_psnr(out, fp32), "psnr_mean": float(psnr(out, fp32).mean())}
+        print(f"  bf16 one pass: {bf16['ms_per_face']:.0f} ms/face, PSNR vs fp32 >= {bf16['psnr_min']:.1f} dB",
+              flush=True)
     compiled = None
     if args.cpu_compile:  # torch.compile on the CPU: the first call compiles (minutes here), then timed
+        fp32 = restore(model, faces, steps=args.steps, seed=0, threads=top)
         fast = compile_unet(load_model(MODELS["x4"]), device)
         first, _, _ = timed(lambda: restore(fast, faces, steps=args.steps, seed=0, threads=top), device)
         seconds, out, _ = timed(lambda: restore(fast, faces, steps=args.steps, seed=0, threads=top), device)
@@ -381,8 +385,10 @@ def print_cpu(report: dict, steps: int, busy: int) -> None:
               f"{100 * r['unet_share_one_pass']:.0f} % | "
               f"{r['max_abs_diff']:.1e} | {100 * r['same_8bit']:.2f} % |")
     b = report["bf16"]
-    print(f"\nbf16 weights, one pass, {b['threads']} thread(s), quiet: {b['ms_per_face']:.0f} ms/face (fp32: "
-          f"{b['fp32_ms_per_face']:.0f}); PSNR against fp32: min {b['psnr_min']:.1f} dB, mean {b['psnr_mean']:.1f} dB")
+    if b:
+        print(f"\nbf16 weights, one pass, {b['threads']} thread(s), quiet: {b['ms_per_face']:.0f} ms/face (fp32: "
+              f"{b['fp32_ms_per_face']:.0f}); PSNR against fp32: min {b['psnr_min']:.1f} dB, "
+              f"mean {b['psnr_mean']:.1f} dB")
     c = report["compiled"]
     if c:
         print(f"torch.compile, one pass, {c['threads']} thread(s): {c['ms_per_face']:.0f} ms/face (eager "
@@ -404,6 +410,8 @@ def main() -> None:
                         help="dtypes also timed under torch.compile ('' for none; each compiles for a minute or two)")
     parser.add_argument("--threads", default="1,2,0",
                         help="torch CPU threads to compare (CPU half); 0 = restore's automatic choice")
+    parser.add_argument("--no-cpu-bf16", dest="cpu_bf16", action="store_false",
+                        help="CPU half: skip the bf16 row (emulated on CPUs without native bf16: slow)")
     parser.add_argument("--cpu-compile", action="store_true",
                         help="CPU half: also time torch.compile (minutes to compile)")
     parser.add_argument("--busy", type=int, default=2, help="spinning processes for the busy case (0: none)")
