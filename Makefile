@@ -30,8 +30,12 @@ test: $(STAMP)
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	$(PY) -m pytest
 
+# Speed, side by side in one run: the sampler's three ways (bench/sampler.py), then the demo photo's faces one by one
+# vs in one pass, 1 / 2 / automatic threads, quiet and busy (the CPU half of bench/gpu.py; on a GPU machine run
+# `python bench/gpu.py` for the GPU half).
 bench: $(STAMP)
 	$(PY) bench/sampler.py
+	$(PY) bench/gpu.py --cpu
 
 clean-venv:
 	rm -rf $(VENV)

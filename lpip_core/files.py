@@ -90,6 +90,18 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
+def tile(images: torch.Tensor, limit: int = 64) -> torch.Tensor:
+    """The first ``limit`` images of a batch [B, 3, H, W] as one [3, rows*H, cols*W] image, row by row,
+    ceil(sqrt(B)) columns (empty cells black): a preview of a whole batch."""
+    images = images[:limit]
+    b, c, h, w = images.shape
+    cols = max(1, int(-(-b ** 0.5 // 1)))
+    rows = -(-b // cols)
+    canvas = images.new_zeros(rows * cols, c, h, w)
+    canvas[:b] = images
+    return canvas.reshape(rows, cols, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+
+
 def write_image(image: torch.Tensor, path: str | os.PathLike, **save_args) -> Path:
     """Save one image atomically; the format follows the suffix."""
     path = Path(path)

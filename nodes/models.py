@@ -13,6 +13,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..lpip_core import CheckpointError, ModelConfig, load_model, read_config
+from ..lpip_core.method.runtime import compile_problem, compile_unet
 from .types import LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
@@ -130,6 +131,7 @@ class LPIPModelHandle:
     config: ModelConfig
     name: str
     dtype: torch.dtype
+    compiled: bool = False
 
     def load(self, memory_required: int = 0) -> torch.nn.Module:
         """Load the weights onto the device (freeing other models if needed); return the network.
@@ -145,12 +147,14 @@ class LPIPModelHandle:
         return self.patcher.load_device
 
     def __repr__(self) -> str:
-        return f"LPIPModelHandle({self.name!r}, {describe_config(self.config)}, {self.dtype}, {self.device})"
+        compiled = ", compiled" if self.compiled else ""
+        return f"LPIPModelHandle({self.name!r}, {describe_config(self.config)}, {self.dtype}, {self.device}{compiled})"
 
 
 def pick_dtype(choice: str) -> torch.dtype:
-    """auto is float32, the precision the models are trained and tested in: they are small (a few
-    million weights), so half precision saves little memory; fp16/bf16 are there on request."""
+    """auto is float32, the precision the models are trained and tested in. bf16/fp16 halve the
+    activations' memory and run on a GPU's tensor cores; the sampler keeps its own arithmetic in
+    float32 (lpip_core.method.runtime), and a restored face stays within float rounding of fp32."""
     if choice == "auto":
         return torch.float32
     if choice not in DTYPES:
@@ -194,12 +198,18 @@ class LoadLPIPModel(io.ComfyNode):
                                tooltip="Checkpoint file in models/lpip_diff (or the pack's models/). "
                                        "Only .safetensors files are listed and loaded.\n" + about),
                 io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
-                               tooltip="Weight precision. auto: fp32, what the models are trained in (they are "
-                                       "small, so half precision saves little). fp16/bf16 halve the "
-                                       "weights' memory and can be faster on GPUs; fp16 may overflow."),
+                               tooltip="UNet precision. auto: fp32, what the models are trained in. bf16/fp16: "
+                                       "half the activation memory and faster on GPUs with tensor cores; the "
+                                       "sampler's own arithmetic stays fp32, and faces agree with fp32 to "
+                                       "float rounding (> 40 dB PSNR). On a CPU without native bf16/fp16 "
+                                       "they are much slower than fp32."),
                 io.Combo.Input("device", options=["auto", "cpu"], default="auto",
                                tooltip="auto: ComfyUI's device (the GPU unless ComfyUI runs with --cpu). "
                                        "cpu: always run this model on the CPU."),
+                io.Boolean.Input("compile", default=False, optional=True,
+                                 tooltip="torch.compile the UNet: faster sampling after a first run that "
+                                         "compiles (tens of seconds, again for a new number of faces). "
+                                         "Needs triton on a GPU, a C++ compiler on the CPU."),
             ],
             outputs=[
                 LPIPModel.Output(display_name="model",
@@ -211,26 +221,34 @@ class LoadLPIPModel(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, dtype="auto", device="auto"):
+    def fingerprint_inputs(cls, model_name, dtype="auto", device="auto", compile=False):
         """Reload when the file changes on disk, not only when the inputs change."""
         path = folder_paths.get_full_path(FOLDER, model_name) if isinstance(model_name, str) else None
         try:
             st = os.stat(path) if path else None
         except OSError:
             st = None
-        return (model_name, dtype, device, st.st_mtime_ns if st else None, st.st_size if st else None)
+        return (model_name, dtype, device, compile, st.st_mtime_ns if st else None, st.st_size if st else None)
 
     @classmethod
-    def execute(cls, model_name, dtype="auto", device="auto") -> io.NodeOutput:
+    def execute(cls, model_name, dtype="auto", device="auto", compile=False) -> io.NodeOutput:
         path = resolve_model_path(model_name)
         load_device, offload_device = pick_device(device)
         torch_dtype = pick_dtype(dtype)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be true or false, got {compile!r}")
+        problem = compile and compile_problem(load_device)
+        if problem:
+            raise ValueError(f"compile: {problem}; set compile to false")
         try:
             net = load_model(path, device=offload_device, dtype=torch_dtype)
         except CheckpointError as e:
             raise ValueError(f"model_name: {e}") from None
+        if compile:
+            compile_unet(net, load_device)
         patcher = comfy.model_patcher.ModelPatcher(net, load_device=load_device, offload_device=offload_device)
-        handle = LPIPModelHandle(patcher, net.config, model_name, torch_dtype)
-        info = f"{model_name}: {describe_config(net.config)}; {torch_dtype} on {load_device}"
+        handle = LPIPModelHandle(patcher, net.config, model_name, torch_dtype, compile)
+        info = f"{model_name}: {describe_config(net.config)}; {torch_dtype} on {load_device}" + \
+            (", compiled" if compile else "")
         log.info("LPIP-Diff: loaded %s", info)
         return io.NodeOutput(handle, net.config.lq_size, ui=ui.PreviewText(info))

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..lpip_core.faces.detect import SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
-from ..lpip_core.method.restoration import RECOMMENDED_DENOISE
+from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
@@ -89,7 +89,8 @@ class RestoreFaces(io.ComfyNode):
             thumbs = core_to_image(resize(x, (config.hq_size, config.hq_size)), device, dtype)
             return io.NodeOutput(image, thumbs, face_masks([], count, (h, w)).to(device))
         restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
-                                   fusion="mean", max_patch_batch=64, upsampled=input_is == UPSCALED, denoise=denoise)
+                                   fusion="mean", max_patch_batch=DEVICE_PATCHES_PER_CALL,
+                                   upsampled=input_is == UPSCALED, denoise=denoise)
         out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
                           strength=strength)
         masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)

@@ -1,4 +1,4 @@
-"""PatchFusedSampler: restore faces with lpip_core.restore, frame by frame, under ComfyUI's control."""
+"""PatchFusedSampler: lpip_core.restore under ComfyUI's control, every face of a batch in one pass."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +10,11 @@ from comfy.cli_args import args as comfy_args
 from comfy_api.latest import io
 
 from ..lpip_core import SamplingCancelled, restore
-from ..lpip_core.checks import seed_for
-from ..lpip_core.files import to_pil
-from ..lpip_core.method.patches import FUSIONS
-from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, SamplingPlan, memory_estimate, plan_sampling
+from ..lpip_core.files import tile, to_pil
+from ..lpip_core.method.patches import FUSIONS, count_starts
+from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, SamplingPlan,
+                                            memory_estimate, plan_sampling)
+from ..lpip_core.method.runtime import is_compile_error
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
@@ -54,14 +55,17 @@ def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) ->
     return patch, (stride or None)
 
 
-def working_memory(config, out_h: int, out_w: int, patch: int | None, stride: int | None, fusion: str,
+def working_memory(config, images: int, out_h: int, out_w: int, patch: int | None, stride: int | None, fusion: str,
                    max_patch_batch: int, dtype: torch.dtype) -> int:
-    """lpip_core's estimate of what restoring one image needs next to the weights (ComfyUI frees
-    other models until it fits; restore's own guard then checks the free memory)."""
+    """lpip_core's estimate of what restoring ``images`` images in one pass needs next to the weights
+    (ComfyUI frees other models until it fits; restore's own guard then checks the free memory and
+    splits the batch into passes if it must)."""
     patch = patch or config.patch
     stride = stride or max(1, patch // 2)
-    fixed, per_patch = memory_estimate(config, 1, (out_h, out_w), (patch, patch), (stride, stride), fusion, dtype)
-    return fixed + per_patch * max_patch_batch
+    fixed, per_patch = memory_estimate(config, images, (out_h, out_w), (patch, patch), (stride, stride), fusion,
+                                       dtype)
+    patches = images * count_starts(max(out_h, patch), patch, stride) * count_starts(max(out_w, patch), patch, stride)
+    return fixed + per_patch * min(max_patch_batch, patches)  # a call never holds more patches than there are
 
 
 class PatchFusedSampler(io.ComfyNode):
@@ -77,8 +81,9 @@ class PatchFusedSampler(io.ComfyNode):
                 "patches, the model predicts each patch's noise, and the estimates are fused where "
                 "patches overlap. Output: the input times the model's scale (e.g. 16 -> 64 px for an x4 "
                 "model), or the same size for an already upscaled input. A batch (video frames, or every "
-                "face of a Face Crop & Align) is restored image by image, image i with seed + i, so the "
-                "same seed gives the same result. Cancellable between UNet calls."),
+                "face of a Face Crop & Align) is restored in one pass, the patches of all images sharing "
+                "the model's calls; image i uses seed + i, so the same seed gives the same result. "
+                "Cancellable between UNet calls."),
             inputs=[
                 LPIPModel.Input("model", tooltip="From Load LPIP-Diff Model."),
                 io.Image.Input("image", tooltip="Low-quality faces, ideally aligned crops of the model's face "
@@ -101,10 +106,11 @@ class PatchFusedSampler(io.ComfyNode):
                 io.Combo.Input("fusion", options=list(FUSIONS), default="mean",
                                tooltip="How overlapping noise estimates are combined: mean (the paper), "
                                        "median (its ablation) or gaussian (centre-weighted mean)."),
-                io.Int.Input("max_patch_batch", default=64, min=1, max=4096,
-                             tooltip="Most patches per UNet call (memory). It does not change the result; "
-                                     "on out-of-memory it is halved automatically. On the CPU the "
-                                     "sampler may use fewer, which runs faster."),
+                io.Int.Input("max_patch_batch", default=DEVICE_PATCHES_PER_CALL, min=1, max=4096,
+                             tooltip="Most patches per UNet call, across all images of the batch (memory). It "
+                                     "changes the result only by float rounding; on out-of-memory it is "
+                                     "halved automatically. On the CPU the sampler may use fewer, which "
+                                     "runs faster."),
                 io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
                                tooltip="low_resolution: the image is upscaled by the model's scale (16 px in, "
                                        "64 px out for x4). already_upscaled: the image is already at the "
@@ -149,45 +155,50 @@ def check_model(model) -> LPIPModelHandle:
 def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: int, eta: float, patch_size: int,
                  stride: int, fusion: str, max_patch_batch: int, upsampled: bool,
                  denoise: float = RECOMMENDED_DENOISE) -> tuple[torch.Tensor, SamplingPlan]:
-    """Restore core images [B, 3, h, w] one by one (image i with seed + i) under ComfyUI's control:
-    progress with a preview per step, cancel between UNet calls, the patch batch halved on
-    out-of-memory. Returns the restored images (on ComfyUI's output device) and the sampling plan."""
+    """Restore core images [B, 3, h, w] in one `restore` call (image i with seed + i, the patches of
+    all images in shared UNet calls) under ComfyUI's control: progress with a preview of the batch
+    per step, cancel between UNet calls, the patch batch halved on out-of-memory. Returns the
+    restored images (on ComfyUI's output device) and the sampling plan."""
     config = check_model(model).config
     frames, _, h, w = x.shape
     out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
     patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
-    net = model.load(working_memory(config, out_h, out_w, patch, stride, fusion, max_patch_batch, model.dtype))
-    total = frames * steps
-    pbar = comfy.utils.ProgressBar(total)
+    net = model.load(working_memory(config, frames, out_h, out_w, patch, stride, fusion, max_patch_batch,
+                                    model.dtype))
+    pbar = comfy.utils.ProgressBar(steps)
     preview_px = getattr(comfy_args, "preview_size", 512)
-    out_device = output_device()
-    results, batch = [], max_patch_batch
-    for i in range(frames):
-        def on_step(step, _n, x0, i=i):  # progress + preview; also a cancel point
-            size = min(preview_px, max(x0.shape[-2:]))  # ComfyUI would enlarge small previews
-            pbar.update_absolute(i * steps + step, total, ("JPEG", to_pil(x0[:1]), size))
 
-        def run(chunk, i=i):
-            try:
-                return restore(net, x[i:i + 1], steps=steps, eta=eta, patch=patch, stride=stride,
-                               fusion=fusion, max_batch=chunk, seed=seed_for(seed, i), callback=on_step,
-                               cancel=mm.processing_interrupted, upsampled=upsampled, denoise=denoise)
-            except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
-                mm.throw_exception_if_processing_interrupted()
-                raise mm.InterruptProcessingException() from None
+    def on_step(step, total, x0):  # progress + preview; also a cancel point
+        preview = tile(x0)
+        size = min(preview_px, max(preview.shape[-2:]))  # ComfyUI would enlarge small previews
+        pbar.update_absolute(step, total, ("JPEG", to_pil(preview), size))
 
-        result, batch = run_halving_batch(run, batch, oom_type=mm.OOM_EXCEPTION,
-                                          empty_cache=mm.soft_empty_cache,
-                                          never_catch=(mm.InterruptProcessingException,))
-        results.append(result.to(out_device))
+    def run(chunk):
+        try:
+            return restore(net, x, steps=steps, eta=eta, patch=patch, stride=stride, fusion=fusion, max_batch=chunk,
+                           seed=seed, callback=on_step, cancel=mm.processing_interrupted, upsampled=upsampled,
+                           denoise=denoise)
+        except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
+            mm.throw_exception_if_processing_interrupted()
+            raise mm.InterruptProcessingException() from None
+        except Exception as error:
+            if model.compiled and is_compile_error(error):
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise RuntimeError(f"torch.compile failed on this machine ({first[:300]}); load the model "
+                                   "with compile set to false") from None
+            raise
+
+    restored, batch = run_halving_batch(run, max_patch_batch, oom_type=mm.OOM_EXCEPTION,
+                                        empty_cache=mm.soft_empty_cache,
+                                        never_catch=(mm.InterruptProcessingException,))
     plan = plan_sampling(net, (h, w), patch=patch, stride=stride, max_batch=batch, upsampled=upsampled,
-                         fusion=fusion)
-    return torch.cat(results), plan
+                         images=frames, fusion=fusion)
+    return restored.to(output_device()), plan
 
 
 def grid_ui(image: torch.Tensor, plan: SamplingPlan, steps: int, cls) -> dict:
     """What the front end draws on the sampler node: the restored images (temporary previews) and
     the patch grid of one image with its counts, for the whole batch."""
     frames = image.shape[0]
-    info = plan.describe(steps) | {"images": frames, "unet_calls": frames * plan.unet_calls(steps)}
+    info = plan.describe(steps) | {"images": frames, "unet_calls": plan.unet_calls(steps, frames)}
     return {"lpip_preview": temp_images(image, "lpip-diff.sampler", cls), "lpip_grid": [info]}

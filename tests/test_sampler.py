@@ -6,7 +6,9 @@ from torch import nn
 import lpip_core
 from lpip_core import SamplingCancelled, restore
 from lpip_core.method.patches import patch_grid
-from lpip_core.method.restoration import auto_max_batch, denoised_timesteps, plan_sampling
+from lpip_core.method import restoration
+from lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, auto_max_batch, denoised_timesteps,
+                                             memory_estimate, plan_sampling)
 from lpip_core.method.sampler import FusedEps, sample_ddim
 from lpip_core.method.schedule import NoiseSchedule
 from lpip_core.resize import resize
@@ -63,11 +65,68 @@ def test_same_seed_same_output_and_other_seed_other_output(model):
     assert torch.equal(restore(model, lq, steps=4, eta=1.0, seed=7), restore(model, lq, steps=4, eta=1.0, seed=7))
 
 
-def test_a_batch_equals_its_images_restored_one_by_one_with_seed_plus_index(model):
-    lq = torch.rand(3, 3, 16, 16)
-    batch = restore(model, lq, steps=3, seed=10)
+class PerPatch(nn.Module):
+    """The tiny UNet run on one patch at a time: its estimate for a patch cannot depend on which
+    other patches share the call, so only the sampler around it can make a batch differ."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def forward(self, x, lq, t):
+        return torch.cat([self.model(x[i:i + 1], lq[i:i + 1], t[i:i + 1]) for i in range(x.shape[0])])
+
+
+@pytest.mark.parametrize("max_batch", [1, 10, 49, 200])
+def test_one_pass_is_bit_identical_to_one_by_one_around_a_batch_invariant_unet(model, max_batch):
+    """Noise (a generator per image), patch cutting, chunks that mix images, fusion and the DDIM
+    update are exact: with a UNet whose per-patch result does not depend on its call, a batch is
+    bit for bit its images restored one by one with seed + i, whatever the chunking."""
+    lq, net = torch.rand(3, 3, 16, 16), PerPatch(model)
+    batch = restore(net, lq, steps=3, seed=10, max_batch=max_batch, eta=0.5)
     for i in range(3):
-        torch.testing.assert_close(batch[i:i + 1], restore(model, lq[i:i + 1], steps=3, seed=10 + i), rtol=0, atol=1e-5)
+        assert torch.equal(batch[i:i + 1], restore(net, lq[i:i + 1], steps=3, seed=10 + i, eta=0.5))
+
+
+def test_a_batch_equals_its_images_restored_one_by_one_to_float_rounding(model):
+    """With the batched UNet a patch's estimate may round differently with its call's size (on this
+    CPU a call of one patch differs from a call of 16 by ~1e-6): agreement to float rounding."""
+    lq = torch.rand(3, 3, 16, 16)
+    for max_batch in (None, 10):  # chunks of 64 or 10 patches, most of them holding two images
+        batch = restore(model, lq, steps=3, seed=10, max_batch=max_batch)
+        for i in range(3):
+            one = restore(model, lq[i:i + 1], steps=3, seed=10 + i, max_batch=max_batch)
+            torch.testing.assert_close(batch[i:i + 1], one, rtol=0, atol=1e-5)
+
+
+def test_one_pass_shares_the_unet_calls_of_all_images(model):
+    """Three images of 49 patches at 64 patches per call: 3 calls a step, not 3 x 1."""
+    calls = []
+
+    def counting(x, lq, t):
+        calls.append(x.shape[0])
+        return model(x, lq, t)
+
+    restore(counting, torch.rand(3, 3, 16, 16), scale=4, patch=16, steps=2, max_batch=64)
+    assert calls == [64, 64, 19] * 2
+
+
+def test_short_memory_splits_the_batch_into_passes_with_the_same_result(model, monkeypatch):
+    """When the images' canvases do not all fit, the guard keeps the patch chunk and restores the
+    batch in passes of fewer images; progress then counts steps x passes."""
+    lq, net = torch.rand(5, 3, 16, 16), PerPatch(model)
+    reference = restore(net, lq, steps=2, seed=4, max_batch=16)
+    shared, per_patch = memory_estimate(model.config, 0, (64, 64), (16, 16), (8, 8), "mean", torch.float32)
+    per_image = memory_estimate(model.config, 1, (64, 64), (16, 16), (8, 8), "mean", torch.float32)[0] - shared
+    room = (shared + 2.5 * per_image + 16 * per_patch) / restoration.MEMORY_SHARE  # two images and one chunk
+    monkeypatch.setattr(restoration, "available_memory", lambda device: int(room))
+    plan = plan_sampling(net, (16, 16), max_batch=16, images=5)
+    assert (plan.max_batch, plan.images_per_pass) == (16, 2)
+    assert [list(p) for p in plan.passes(5)] == [[0, 1], [2, 3], [4]]
+    seen = []
+    out = restore(net, lq, steps=2, seed=4, max_batch=16, callback=lambda i, n, x0: seen.append((i, n, len(x0))))
+    assert torch.equal(out, reference)
+    assert seen == [(1, 6, 2), (2, 6, 2), (3, 6, 2), (4, 6, 2), (5, 6, 1), (6, 6, 1)]
 
 
 def test_the_largest_seed_serves_a_batch_and_wraps_to_zero(model):
@@ -153,7 +212,7 @@ def test_restore_is_exported_with_its_documented_defaults():
 def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
     cpu = torch.device("cpu")
     assert [auto_max_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
-    assert auto_max_batch(torch.device("meta"), (32, 32)) == 64
+    assert auto_max_batch(torch.device("meta"), (32, 32)) == DEVICE_PATCHES_PER_CALL == 512
     assert auto_max_batch(cpu, (32, 32), 8) == 8 and auto_max_batch(cpu, (32, 32), 64) == 16  # a bound
     assert auto_max_batch(torch.device("meta"), (32, 32), 256) == 256
 
@@ -246,3 +305,16 @@ def test_sampling_plan_of_a_small_upscaled_image_pads_the_canvas(model):
     plan = plan_sampling(model, (10, 40), patch=16, stride=16, upsampled=True)
     assert (plan.height, plan.width) == (10, 40) and (plan.grid.height, plan.grid.width) == (16, 40)
     assert plan.grid.ys == (0,) and plan.grid.xs == (0, 16, 24)
+
+
+def test_the_guard_reads_the_per_process_memory_fraction_on_cuda(monkeypatch):
+    """torch.cuda.set_per_process_memory_fraction caps what the allocator may hold: the guard plans
+    within that cap, not within the driver's free memory."""
+    gb = 2 ** 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (60 * gb, 80 * gb))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 6 * gb)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gb)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 1.0)
+    assert restoration.available_memory(torch.device("cuda")) == 62 * gb  # free + reserved - allocated
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 0.125)
+    assert restoration.available_memory(torch.device("cuda")) == 6 * gb  # 10 GB allowed, 4 GB in use

@@ -10,6 +10,7 @@ import torch
 from ..checks import check_int, check_seed, seed_for, shown
 from ..resize import resize
 from .patches import FUSIONS, PatchGrid, count_starts, grid_bytes, pad_to, patch_grid
+from .runtime import cpu_threads
 from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim
 from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
 
@@ -18,28 +19,38 @@ DEFAULT_STEPS = 25
 # the denoise sweep of the shipped models (README "Fidelity: denoise").
 RECOMMENDED_DENOISE = 1.0
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
+# Elsewhere (GPUs): enough patches per call to fill the device (512 x 32 x 32 px = 0.5 M pixels per
+# convolution) instead of launching many small kernels; memory lowers it (fit_memory).
+DEVICE_PATCHES_PER_CALL = 512
 MEMORY_SHARE = 0.9  # restore plans to use at most this share of the device's free memory
 
 
 def auto_max_batch(device: torch.device, patch_hw: tuple[int, int], bound: int | None = None) -> int:
     """Patches per UNet call, at most ``bound``: on the CPU a chunk of about 16k pixels (16 patches
-    of 32 px; larger chunks fall out of the caches and run slower, measured), elsewhere the bound or 64."""
+    of 32 px; larger chunks fall out of the caches and run slower, measured), elsewhere the bound or
+    DEVICE_PATCHES_PER_CALL."""
     if device.type == "cpu":
         fastest = max(1, CPU_PIXELS_PER_CALL // (patch_hw[0] * patch_hw[1]))
         return fastest if bound is None else min(bound, fastest)
-    return bound or 64
+    return bound or DEVICE_PATCHES_PER_CALL
 
 
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new tensors on ``device``, or None when it cannot be told.
 
-    CUDA: the driver's free memory plus what torch's allocator holds unused; CPU: the kernel's
-    MemAvailable (Linux), else the free physical pages.
+    CUDA: the driver's free memory plus what torch's allocator holds unused, within the share of
+    the device this process may use (torch.cuda.set_per_process_memory_fraction); CPU: the
+    kernel's MemAvailable (Linux), else the free physical pages.
     """
     device = torch.device(device)
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        free, total = torch.cuda.mem_get_info(device)
+        allocated = torch.cuda.memory_allocated(device)
+        room = free + torch.cuda.memory_reserved(device) - allocated
+        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        if fraction is not None:
+            room = min(room, int(fraction(device) * total) - allocated)
+        return max(0, room)
     if device.type != "cpu":
         return None
     try:
@@ -97,29 +108,36 @@ def memory_estimate(config, batch: int, size: tuple[int, int], patch_hw: tuple[i
 
 
 def fit_memory(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int],
-               fusion: str, max_batch: int, device: torch.device, dtype: torch.dtype) -> int:
-    """The memory guard: the patches per UNet call that fit the device's free memory, at most
-    ``max_batch`` (a smaller chunk gives the same result); a ValueError with the estimate, the
-    limit and what to change when even one patch per call would not fit."""
+               fusion: str, max_batch: int, device: torch.device, dtype: torch.dtype) -> tuple[int, int]:
+    """The memory guard: (patches per UNet call, images per pass) that fit the device's free memory.
+
+    All ``batch`` images in one pass with ``max_batch`` patches per call when that fits; else fewer
+    images per pass (down to one), then fewer patches per call. Neither changes the result beyond
+    float rounding. A ValueError with the estimate, the limit and what to change when even one
+    image with one patch per call would not fit.
+    """
     free = available_memory(device)
     if free is None:
-        return max_batch
+        return max_batch, batch
     limit = int(free * MEMORY_SHARE)
-    fixed, per_patch = memory_estimate(config, batch, size, patch_hw, stride_hw, fusion, dtype)
-    if fixed + per_patch * max_batch <= limit:
-        return max_batch
+    shared, per_patch = memory_estimate(config, 0, size, patch_hw, stride_hw, fusion, dtype)
+    per_image = memory_estimate(config, 1, size, patch_hw, stride_hw, fusion, dtype)[0] - shared
+    if shared + per_image * batch + per_patch * max_batch <= limit:
+        return max_batch, batch
+    images = (limit - shared - per_patch * max_batch) // per_image
+    if images >= 1:
+        return max_batch, int(images)
+    fixed = shared + per_image
     if fixed + per_patch <= limit:
-        return (limit - fixed) // per_patch
+        return int((limit - fixed) // per_patch), 1
     advice = ["a smaller image (crop the faces first: the models restore 16 px faces)"]
-    if batch > 1:
-        advice.append("fewer images at once")
     if fusion == "median":
         advice.append("fusion mean")
     if patch_hw[0] * patch_hw[1] >= size[0] * size[1] and (size[0] > 256 or size[1] > 256):
         advice.append("patches instead of the whole image")
     elif stride_hw[0] * 2 < patch_hw[0] or stride_hw[1] * 2 < patch_hw[1]:
         advice.append("a larger stride")
-    raise ValueError(f"not enough memory: restoring {batch} image(s) to {size[1]}x{size[0]} px needs about "
+    raise ValueError(f"not enough memory: restoring 1 image(s) to {size[1]}x{size[0]} px needs about "
                      f"{_gb(fixed + per_patch)} on {device}, but {_gb(limit)} can be used there ({MEMORY_SHARE:.0%} "
                      f"of the {_gb(free)} free); use {', '.join(advice[:-1])}{' or ' if len(advice) > 1 else ''}"
                      f"{advice[-1]}")
@@ -171,22 +189,28 @@ def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spac
 @dataclass(frozen=True)
 class SamplingPlan:
     """Where and how often the UNet runs when `restore` samples: the overlapping patch grid (on
-    the output canvas, padded at the bottom/right when the image is smaller than a patch) and the
-    patches per UNet call (after the memory guard)."""
+    the output canvas, padded at the bottom/right when the image is smaller than a patch), the
+    patches per UNet call and the images sampled together in one pass (after the memory guard)."""
 
     height: int  # output image size
     width: int
     grid: PatchGrid
     max_batch: int  # patches per UNet call
     device: torch.device
+    images_per_pass: int = 1  # images whose patches share the UNet calls of a step
 
     @property
     def patches_per_step(self) -> int:
         return self.grid.num_patches
 
+    def passes(self, images: int) -> list[range]:
+        """The images of each pass: all of them at once unless memory is short."""
+        n = max(1, self.images_per_pass)
+        return [range(start, min(start + n, images)) for start in range(0, images, n)]
+
     def unet_calls(self, steps: int, images: int = 1) -> int:
-        """UNet calls of a whole run: every step runs every patch of every image, in chunks."""
-        return steps * -(-images * self.patches_per_step // self.max_batch)
+        """UNet calls of a whole run: every step runs every patch of every image of a pass, in chunks."""
+        return steps * sum(-(-len(p) * self.patches_per_step // self.max_batch) for p in self.passes(images))
 
     def describe(self, steps: int, images: int = 1) -> dict:
         """The plan as plain numbers (for a front end that draws the grid)."""
@@ -231,12 +255,12 @@ def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None 
         patch_hw, stride_hw = (patch, patch), (stride, stride)
     weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = weight.device if weight is not None else torch.device(device)
-    chunk = auto_max_batch(device, patch_hw, max_batch)
+    chunk, per_pass = auto_max_batch(device, patch_hw, max_batch), images
     if images:
-        chunk = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion, chunk, device,
-                           model_dtype(model) or torch.float32)
+        chunk, per_pass = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion, chunk, device,
+                                     model_dtype(model) or torch.float32)
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
-    return SamplingPlan(height, width, grid, chunk, device)
+    return SamplingPlan(height, width, grid, chunk, device, max(1, per_pass))
 
 
 def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, steps: int = DEFAULT_STEPS,
@@ -244,7 +268,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
             max_batch: int | None = None, seed: int = 0, callback: Callback | None = None,
             cancel: Callable[[], bool] | None = None, whole_image: bool = False, upsampled: bool = False,
             schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True,
-            denoise: float = 1.0) -> torch.Tensor:
+            denoise: float = 1.0, threads: int | None = None) -> torch.Tensor:
     """Restore LQ faces [B, 3, h, w] in [0, 1] to [B, 3, h*scale, w*scale] in [0, 1].
 
     model: an LPIPModel (scale, patch and schedule default to its config) or any callable
@@ -253,16 +277,23 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         SR3 baseline is `whole_image=True` (one patch = the image).
     fusion: how overlapping eps estimates combine: "mean" (the paper), "median", "gaussian".
     upsampled: `lq` is already at the output size (skip the bicubic upsampling).
-    max_batch: most patches per UNet call, a memory bound that does not change the result; on the
-        CPU chunks of about 16k patch pixels run fastest and are used when smaller (None: that, or
-        64 patches elsewhere).
-    seed: image b of the batch uses seed + b (wrapped at 2**64), so a batch equals its images restored one by one.
+    max_batch: most patches per UNet call, across the images of the batch: a memory bound that
+        changes the result only by float rounding; on the CPU chunks of about 16k patch pixels run
+        fastest and are used when smaller (None: that, or 512 patches elsewhere).
+    seed: image b of the batch uses seed + b (wrapped at 2**64). The patches of all images share the
+        UNet calls of a step (one pass), so a batch equals its images restored one by one to float
+        rounding (README "Batches"); when memory is short the guard splits the batch into passes.
     denoise: KSampler's meaning. 1.0 starts from pure noise (the paper); below 1 sampling starts
         from the upsampled LQ noised to the level of the schedule's last `steps` of
         int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
         `steps`); 0 returns the upsampled LQ unchanged.
-    callback(step, total, x0_estimate in [0, 1]) runs after each step; cancel() is asked before every
-    UNet call and stops sampling with SamplingCancelled when it returns True.
+    threads: torch CPU threads for this call (torch's setting is restored afterwards); None: torch's
+        setting, lowered to the CPUs other processes leave idle (measured over 0.1 s, reused for
+        30 s): two threads that must share a busy 2-core CPU are many times slower than one.
+        Ignored on other devices.
+    callback(step, total, x0_estimate in [0, 1]) runs after each step of each pass (total = steps x
+    passes, x0 of the pass's images); cancel() is asked before every UNet call and stops sampling
+    with SamplingCancelled when it returns True.
     """
     config = getattr(model, "config", None)
     config = config if hasattr(config, "unet") else None
@@ -278,16 +309,35 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
+    if threads is not None:
+        check_int("threads", threads, 1, 1024)
 
     plan = plan_sampling(model, lq.shape[-2:], scale=scale, patch=patch, stride=stride, max_batch=max_batch,
                          whole_image=whole_image, upsampled=upsampled, images=lq.shape[0], fusion=fusion,
                          device=lq.device)
-    height, width, grid, device = plan.height, plan.width, plan.grid, plan.device
     if lq.shape[0] == 0:
-        return lq.new_zeros(0, 3, height, width)
+        return lq.new_zeros(0, 3, plan.height, plan.width)
+    timesteps = denoised_timesteps(schedule, steps, denoise, spacing) if denoise > 0 else []
+    passes = plan.passes(lq.shape[0])
+    out = []
+    with cpu_threads(plan.device, threads):
+        for k, images in enumerate(passes):
+            report = None if callback is None else (
+                lambda i, n, x0, k=k: callback(k * n + i, n * len(passes), (x0 + 1) / 2))
+            out.append(_sample_pass(model, lq[images.start:images.stop], plan, schedule, timesteps,
+                                    seed=seed_for(seed, images.start), eta=eta, fusion=fusion, denoise=denoise,
+                                    clip_x0=clip_x0, callback=report, cancel=cancel).to(lq.device))
+    return torch.cat(out)
+
+
+def _sample_pass(model: EpsModel, lq: torch.Tensor, plan: SamplingPlan, schedule: NoiseSchedule,
+                 timesteps: list[int], *, seed: int, eta: float, fusion: str, denoise: float, clip_x0: bool,
+                 callback: Callback | None, cancel: Callable[[], bool] | None) -> torch.Tensor:
+    """One pass of `restore`: the images of ``lq`` (image b with seed + b) sampled together."""
+    height, width, grid, device = plan.height, plan.width, plan.grid, plan.device
     upsampled_lq = resize(lq.to(device), (height, width))
     if denoise == 0:
-        return upsampled_lq.to(lq.device)
+        return upsampled_lq
     lq_up = upsampled_lq * 2 - 1
     eps = FusedEps(model, pad_to(lq_up, grid.height, grid.width), grid, fusion=fusion, max_batch=plan.max_batch,
                    cancel=cancel)
@@ -300,12 +350,10 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     def noise():
         return torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(device)
 
-    timesteps = denoised_timesteps(schedule, steps, denoise, spacing)
-    report = None if callback is None else (lambda i, n, x0: callback(i, n, (x0 + 1) / 2))
     with torch.inference_mode():
         x = noise()
         if denoise < 1:
             x = schedule.q_sample(lq_up, torch.tensor([timesteps[0]], device=device), x)
         x = sample_ddim(eps_on_canvas, x, schedule.ddim_coefficients(timesteps), timesteps, eta=eta,
-                        noise=noise, clip_x0=clip_x0, callback=report)
-    return ((x + 1) / 2).clamp(0, 1).to(lq.device)
+                        noise=noise, clip_x0=clip_x0, callback=callback)
+    return ((x + 1) / 2).clamp(0, 1)

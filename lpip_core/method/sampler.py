@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import torch
 
 from .patches import PatchGrid
+from .runtime import as_unet_input
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, int, torch.Tensor], None]
@@ -33,8 +34,11 @@ def model_dtype(model) -> torch.dtype | None:
 class FusedEps:
     """eps(x_t, t) on a whole canvas: the model on every grid patch, fused where patches overlap.
 
-    The LQ condition is cut into patches once. Patches of all images go through the model in
-    chunks of at most `max_batch`; `cancel()` is asked before each chunk.
+    The LQ condition is cut into patches once. Patches of all images go through the model together,
+    in chunks of at most `max_batch` (a chunk may hold patches of several images); `cancel()` is
+    asked before each chunk. Patches enter the model in its weights' dtype, channels-last; its
+    estimates are fused in float64 and returned as float32. A float16 model whose estimate
+    overflows stops with a ValueError rather than sampling on infinities.
     """
 
     def __init__(self, model: EpsModel, lq_up: torch.Tensor, grid: PatchGrid, *, fusion: str = "mean",
@@ -42,10 +46,10 @@ class FusedEps:
         self.model, self.grid, self.fusion = model, grid, fusion
         self.max_batch, self.cancel = max_batch, cancel
         self.dtype = model_dtype(model) or lq_up.dtype
-        self.lq_patches = grid.extract(lq_up).to(self.dtype)
+        self.lq_patches = as_unet_input(grid.extract(lq_up), self.dtype)
 
     def __call__(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
-        patches = self.grid.extract(x_t).to(self.dtype)
+        patches = as_unet_input(self.grid.extract(x_t), self.dtype)
         timestep = torch.full((self.max_batch,), float(t), device=x_t.device)
         out = []
         for start in range(0, patches.shape[0], self.max_batch):
@@ -54,7 +58,10 @@ class FusedEps:
             chunk = slice(start, start + self.max_batch)
             x, lq = patches[chunk], self.lq_patches[chunk]
             out.append(self.model(x, lq, timestep[: x.shape[0]]).float())
-        return self.grid.fuse(torch.cat(out), self.fusion)
+        fused = self.grid.fuse(torch.cat(out), self.fusion)
+        if self.dtype == torch.float16 and not torch.isfinite(fused).all():
+            raise ValueError("the float16 model's noise estimate overflowed (inf/NaN); use bf16 or fp32 weights")
+        return fused
 
 
 def sample_ddim(eps_model: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor,

@@ -183,9 +183,9 @@ def test_the_estimate_bounds_the_memory_a_run_really_uses():
             plan = {}
             fit = R.fit_memory
             def spy(*a):
-                plan["chunk"] = fit(*a)
-                plan["fixed"], plan["per_patch"] = R.memory_estimate(*a[:6], a[8])
-                return plan["chunk"]
+                plan["chunk"], images = fit(*a)
+                plan["fixed"], plan["per_patch"] = R.memory_estimate(a[0], images, *a[2:6], a[8])
+                return plan["chunk"], images
             R.fit_memory = spy
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             restore(model, torch.rand(1, 3, size // scale, size // scale), steps=1, **kw)

@@ -237,6 +237,27 @@ IN_COMFY = textwrap.dedent(r'''
     except mm.InterruptProcessingException:
         report["cancel"] = ["interrupted", mm.processing_interrupted()]
 
+    from lpip_pack_under_test.nodes import models as node_models
+    real_problem = node_models.compile_problem
+    node_models.compile_problem = lambda device: "torch.compile on the CPU needs a C++ compiler (g++ or clang++)"
+    try:
+        load(compile=True)
+        report["compile_missing"] = "no error"
+    except ValueError as e:
+        report["compile_missing"] = str(e)
+    node_models.compile_problem = real_problem
+
+    from torch._inductor.exc import InductorError
+    def failing_build(x_t, lq, t):
+        raise InductorError(RuntimeError("CppCompileError: g++ exited with 1"), "")
+    net.forward, handle.compiled = failing_build, True
+    try:
+        sample()
+        report["compile_failed"] = "no error"
+    except RuntimeError as e:
+        report["compile_failed"] = str(e)
+    net.forward, handle.compiled = forward, False
+
     for dtype in ("bf16", "fp16"):
         handle, _ = load(dtype=dtype, device="cpu")
         out = sample()
@@ -277,9 +298,9 @@ def test_model_folder_keeps_the_users_extra_model_paths(in_comfy):
 
 def test_sampler_output_and_injected_oom(in_comfy):
     assert in_comfy["out"] == [[2, 64, 64, 3], "torch.float32", "cpu"]  # intermediate device and dtype
-    # all 49 patches, then 32 -> 16 -> 8 per UNet call (max_patch_batch 64 halved), the cache emptied before each retry; the smaller batch
-    # is kept for the next frame; the result is the one of an 8-patch run
-    assert in_comfy["oom_first_calls"] == [49, 32, 16, 8]
+    # both frames in one pass (98 patches): 64, then 32 -> 16 -> 8 per UNet call (max_patch_batch 64 halved), the cache
+    # emptied before each retry; the result is the one of an 8-patch run
+    assert in_comfy["oom_first_calls"] == [64, 32, 16, 8]
     assert in_comfy["oom_emptied"] == 3 and in_comfy["oom_largest_after"] == 8
     assert in_comfy["oom_same_result"] is True
     assert "out of memory even with max_patch_batch=1 (started at 4)" in in_comfy["oom_1"]
@@ -288,6 +309,14 @@ def test_sampler_output_and_injected_oom(in_comfy):
 def test_interrupt_inside_the_retry_loop_is_not_swallowed(in_comfy):
     assert in_comfy["interrupt"] == [1, 0]  # one UNet call, no retry, no cache emptying
     assert in_comfy["cancel"] == ["interrupted", False]  # stopped by the cancel check; flag cleared
+
+
+def test_compile_problems_are_one_line_errors(in_comfy):
+    assert in_comfy["compile_missing"] == ("compile: torch.compile on the CPU needs a C++ compiler (g++ or clang++); "
+                                           "set compile to false")
+    message = in_comfy["compile_failed"]
+    assert message.startswith("torch.compile failed on this machine (") and "\n" not in message
+    assert message.endswith("load the model with compile set to false")
 
 
 def test_half_precision_weights(in_comfy):

@@ -126,6 +126,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert tiny_checkpoint in loader["model_name"][1]["options"]
     assert loader["dtype"][1]["options"] == ["auto", "fp32", "fp16", "bf16"] and loader["dtype"][1]["default"] == "auto"
     assert loader["device"][1]["options"] == ["auto", "cpu"]
+    compile_input = info["LoadLPIPModel"]["input"]["optional"]["compile"]  # optional: older workflows load as before
+    assert compile_input[0] == "BOOLEAN" and compile_input[1]["default"] is False
     assert info["LoadLPIPModel"]["output"] == ["LPIP_MODEL", "INT"]
     # the description shows each checkpoint's metadata: scale, LQ -> HQ face size, training patch
     assert f"{tiny_checkpoint}: x4, 16 -> 64 px faces, training patch 16" in info["LoadLPIPModel"]["description"]
@@ -137,7 +139,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert (s["steps"][1]["default"], s["steps"][1]["min"], s["steps"][1]["max"]) == (25, 1, 1000)
     assert s["eta"][1]["default"] == 0.0 and s["patch_size"][1]["default"] == 0 and s["stride"][1]["default"] == 0
     assert s["fusion"][1]["options"] == ["mean", "median", "gaussian"] and s["fusion"][1]["default"] == "mean"
-    assert s["max_patch_batch"][1]["default"] == 64
+    assert s["max_patch_batch"][1]["default"] == 512
     assert s["input_is"][1]["options"] == ["low_resolution", "already_upscaled"]
     assert s["seed"][1]["control_after_generate"] is True
 
@@ -198,9 +200,10 @@ def test_model_folder_lists_safetensors_only_and_new_files(comfy_server, tiny_ch
 
 # ------------------------------------------------------------------------------------------ sampling
 
-def test_restore_batch_per_frame_seeds_and_sizes(comfy_server, tiny_checkpoint, lq_faces):
-    """A batch is restored frame by frame with seed + i: frame 1 of a batch at seed 5 equals the
-    same image alone at seed 6, and the output is the input times the model's scale."""
+def test_restore_batch_in_one_pass_seeds_and_sizes(comfy_server, tiny_checkpoint, lq_faces):
+    """A batch is restored in one pass with seed + i: frame 1 of a batch at seed 5 equals the same
+    image alone at seed 6 to float rounding (its patches share UNet calls with frame 0's: at most
+    one 8-bit level), and the output is the input times the model's scale."""
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
               "3": {"class_type": "LoadImage", "inputs": {"image": lq_faces["b"]}},
@@ -216,8 +219,8 @@ def test_restore_batch_per_frame_seeds_and_sizes(comfy_server, tiny_checkpoint, 
     single = read_images(comfy_server, entry, "8")
     chunked = read_images(comfy_server, entry, "10")
     assert [f.shape for f in frames] == [(64, 64, 3), (64, 64, 3)]
-    assert np.array_equal(frames[1], single[0])  # frame i uses seed + i
-    assert not np.array_equal(frames[0], frames[1])
+    assert np.abs(frames[1].astype(int) - single[0].astype(int)).max() <= 1  # frame i uses seed + i
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() > 10
     # the patch batch bounds memory, it does not change the result (beyond float rounding)
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(frames, chunked)) <= 1
 
@@ -270,16 +273,17 @@ def test_progress_and_preview_for_every_step(comfy_server, comfy_ws, tiny_checkp
     comfy_ws.wait_for(lambda m: m["type"] == "executing" and m["data"]["node"] is None
                       and m["data"].get("prompt_id") == pid, timeout=10)
     progress = [m["data"] for m in comfy_ws.of_type("progress", pid) if m["data"]["node"] == "3"]
-    assert [(p["value"], p["max"]) for p in progress] == [(i, steps * frames) for i in range(1, steps * frames + 1)]
-    # one preview frame per step, between the sampler's first and last progress messages
+    # both frames in one pass: one progress message per step
+    assert [(p["value"], p["max"]) for p in progress] == [(i, steps) for i in range(1, steps + 1)]
+    # one preview per step, of the whole batch side by side, between the first and last progress messages
     msgs = comfy_ws.messages
     first = next(i for i, m in enumerate(msgs) if m["type"] == "progress" and m["data"].get("prompt_id") == pid)
     done = next(i for i, m in enumerate(msgs) if m["type"] == "executed" and m["data"].get("prompt_id") == pid)
     previews = [m for m in msgs[first:done] if m["type"] == "preview"]
-    assert len(previews) == steps * frames
+    assert len(previews) == steps
     assert all(p["format"] == "JPEG" and p["image"][:2] == b"\xff\xd8" for p in previews)
     with Image.open(io.BytesIO(previews[-1]["image"])) as im:
-        assert im.size == (64, 64)
+        assert im.size == (2 * 64, 64)
 
 
 @pytest.mark.timeout(180)
