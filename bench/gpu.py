@@ -269,15 +269,13 @@ def spin() -> None:
 def photo_faces() -> torch.Tensor:
     """The faces the demo workflow restores: the photo upscaled x2 (lanczos), then Face Crop & Align
     with select all, upsample 2, 16 px crops."""
-    import numpy as np
     from PIL import Image
 
     from lpip_core.faces.detect import align_faces
+    from lpip_core.files import from_pil, read_image, to_pil
 
-    with Image.open(ROOT / "examples" / "photos" / "solvay_1927.jpg") as im:
-        im = im.convert("RGB")
-        im = im.resize((im.width * 2, im.height * 2), Image.LANCZOS)
-        photo = torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 255
+    im = to_pil(read_image(ROOT / "examples" / "photos" / "solvay_1927.jpg"))
+    photo = from_pil(im.resize((im.width * 2, im.height * 2), Image.Resampling.LANCZOS))
     crops, _ = align_faces(photo, face_size=16, select="all", upsample=2)
     return crops
 

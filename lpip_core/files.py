@@ -80,6 +80,11 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def from_pil(im: Image.Image) -> torch.Tensor:
+    """A PIL image (any mode) -> float32 [1, 3, H, W] RGB in [0, 1]: to_pil's inverse."""
+    return torch.from_numpy(_to_rgb(im)).permute(2, 0, 1)[None].contiguous()
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
     """[3, H, W] or [1, 3, H, W] in [0, 1] -> an 8-bit RGB PIL image."""
     if image.ndim == 4:

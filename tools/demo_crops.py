@@ -16,25 +16,22 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from lpip_core.faces.detect import detect_faces
-from lpip_core.files import atomic_output, read_image, to_pil
+from lpip_core.files import atomic_output, from_pil, read_image, to_pil
 from tools.lq_faces import high_frequency
 
 CELL = 112
 
 
 def energy(crop: Image.Image) -> float:
-    return high_frequency(torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255).permute(2, 0, 1))
+    return high_frequency(from_pil(crop)[0])
 
 
 def face_boxes(image: Image.Image) -> list[tuple[int, int, int, int]]:
     """Detection boxes, left to right."""
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
-    found = detect_faces(x, upsample=2, min_score=0.2)
+    found = detect_faces(from_pil(image)[0], upsample=2, min_score=0.2)
     return sorted((tuple(round(v) for v in f.box) for f in found), key=lambda b: (b[0], b[1]))
 
 

@@ -25,17 +25,14 @@ from PIL import Image
 
 from lpip_core import load_model, psnr, restore, ssim
 from lpip_core.faces.identity import id_similarity
-from lpip_core.files import atomic_output, to_pil
+from lpip_core.files import atomic_output, from_pil, to_pil
 from lpip_core.resize import resize
 from lpip_core.training.data import load_faces, read_split
 from lpip_core.training.degrade import DegradeParams, degrade
 
 
 def lanczos(x: torch.Tensor, size: int) -> torch.Tensor:
-    import numpy as np
-
-    image = to_pil(x).resize((size, size), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    return from_pil(to_pil(x).resize((size, size), Image.Resampling.LANCZOS))
 
 
 def shown_at(hq: torch.Tensor, n: int, degradation: str, seed: int) -> torch.Tensor:

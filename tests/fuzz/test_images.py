@@ -133,3 +133,14 @@ def test_corrupted_files_read_or_fail_with_one_value_error(tmp_path_factory, bas
         assert "face.png" in str(e) and "\n" not in str(e)
         return
     assert x.ndim == 4 and x.shape[:2] == (1, 3) and torch.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
+
+
+def test_from_pil_inverts_to_pil_and_reads_modes_as_read_image_does(tmp_path):
+    from lpip_core.files import from_pil, to_pil
+
+    x = torch.rand(1, 3, 9, 7, generator=torch.Generator().manual_seed(0))
+    back = from_pil(to_pil(x))
+    assert back.shape == x.shape and back.dtype == torch.float32
+    assert (back - x).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit rounding only
+    grey16 = Image.fromarray((RAMP * 65535).round().astype(np.uint16))
+    assert torch.equal(from_pil(grey16), read_image(saved(tmp_path, grey16, "g16.png")))
