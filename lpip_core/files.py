@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import warnings
@@ -93,6 +94,13 @@ def to_pil(image: torch.Tensor) -> Image.Image:
         image = image[0]
     array = (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array)
+
+
+def compressed(image: torch.Tensor, format: str, quality: int) -> torch.Tensor:
+    """[3, H, W] in [0, 1] as a lossy file (JPEG, WEBP) of that quality gives it back, on image's device."""
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format=format, quality=int(quality))
+    return from_pil(Image.open(buffer))[0].to(image.device)
 
 
 def tile(images: torch.Tensor, limit: int = 64) -> torch.Tensor:

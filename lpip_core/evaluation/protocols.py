@@ -7,15 +7,13 @@ A model must be judged on degradations it was not trained on. `clean` and the th
 """
 from __future__ import annotations
 
-import io
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 
-from ..files import to_pil
+from ..files import compressed, from_pil, to_pil
 from ..training.degrade import DegradeParams, degrade, random_params
 
 LQ_BLUR = 0.5  # the lq-noise-jpeg protocols' fixed blur, sigma in LQ pixels
@@ -73,8 +71,5 @@ def make_lq(name: str, hq: torch.Tensor, lq_size: int, seed: int = 0) -> torch.T
 
 
 def _lanczos_webp(face: torch.Tensor, lq_size: int, quality: int) -> torch.Tensor:
-    small = to_pil(face).resize((lq_size, lq_size), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    small.save(buffer, format="WEBP", quality=quality)
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(decoded).permute(2, 0, 1)[None].to(face.device)
+    small = from_pil(to_pil(face).resize((lq_size, lq_size), Image.Resampling.LANCZOS))[0]
+    return compressed(small, "WEBP", quality)[None].to(face.device)

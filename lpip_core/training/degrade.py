@@ -15,18 +15,16 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
 """
 from __future__ import annotations
 
-import io
 import math
 import random
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.nn import functional as F
 
 from ..checks import check_seed, seed_for
+from ..files import compressed
 from ..resize import resize
 
 RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa")  # -aa: antialiased
@@ -154,14 +152,6 @@ def _blur(image: torch.Tensor, params: DegradeParams) -> torch.Tensor:
     return F.conv2d(padded, kernel.expand(3, 1, -1, -1), groups=3)[0]
 
 
-def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(decoded).permute(2, 0, 1).to(image.device)
-
-
 def resample(x: torch.Tensor, size: tuple[int, int], kernel: str) -> torch.Tensor:
     """[B, C, H, W] resized with one of RESAMPLE_KERNELS (antialiasing only matters when shrinking)."""
     if kernel == "area":
@@ -188,7 +178,7 @@ def degrade_one(hq: torch.Tensor, params: DegradeParams, *, lq_size: tuple[int, 
         x = x + noise * (params.noise_sigma / 255.0)
     x = x.clamp(0, 1)
     if params.jpeg_quality is not None:
-        x = _jpeg(x, params.jpeg_quality)
+        x = compressed(x, "JPEG", params.jpeg_quality)
     if lq_size is not None:
         x = resize(x[None], tuple(lq_size))[0]
     return x
