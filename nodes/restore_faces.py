@@ -60,6 +60,9 @@ class RestoreFaces(io.ComfyNode):
                                        "original, 0 = the original image."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional: restore only faces that lie mostly inside this mask."),
+                io.Int.Input("samples", default=1, min=1, max=16, optional=True,
+                             tooltip="As in the Patch-Fused Sampler: the mean of this many restorations of "
+                                     "each face (more faithful, a little softer, `samples` times the time)."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),
@@ -72,7 +75,7 @@ class RestoreFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
-                strength, mask=None) -> io.NodeOutput:
+                strength, mask=None, samples=1) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
@@ -90,7 +93,7 @@ class RestoreFaces(io.ComfyNode):
             return io.NodeOutput(image, thumbs, face_masks([], count, (h, w)).to(device))
         restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
                                    fusion="mean", max_patch_batch=DEVICE_PATCHES_PER_CALL,
-                                   upsampled=input_is == UPSCALED, denoise=denoise)
+                                   upsampled=input_is == UPSCALED, denoise=denoise, samples=samples)
         out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
                           strength=strength)
         masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)

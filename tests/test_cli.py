@@ -64,6 +64,19 @@ def test_restore_writes_one_upscaled_png_per_input(model_path, lq_faces, tmp_pat
     assert Image.open(out / "hopper.png").size == (64, 64)
 
 
+def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "2",
+                 "--samples", "2", "-q"]) == 0
+    expected = lpip_core.restore(lpip_core.load_model(model_path), read_image(lq_faces[0]), steps=2, samples=2)
+    written = read_image(out / "hopper.png")
+    assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6  # the 8-bit PNG of the two-sample mean
+    assert main(["restore", str(lq_faces[0]), "-o", str(tmp_path / "bad"), "--model", str(model_path),
+                 "--samples", "0", "-q"]) == 2
+    one_line_error(capsys, "samples must be an integer in 1..1000")
+    assert not list((tmp_path / "bad").glob("*.png"))
+
+
 def test_restore_with_an_unreadable_input_writes_nothing(model_path, lq_faces, unreadable, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["restore", str(lq_faces[0]), str(unreadable), "-o", str(out), "--model", str(model_path), "-q"])

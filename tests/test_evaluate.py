@@ -212,3 +212,21 @@ def test_fusions_limit_table_one_and_drop_table_three(setup, tmp_path):
     for bad in (("median",), ("mean", "mean"), ("mean", "max"), ()):
         with pytest.raises(ValueError, match="fusions must start with mean"):
             evaluate(model_path, data, out_dir=tmp_path / "x", fusions=bad, progress=False)
+
+
+def test_samples_averages_every_diffusion_method(setup, tmp_path):
+    """samples=2: the diffusion rows are the mean of two samples (checked against restore on one face,
+    computed here), keyed and labelled as such; bicubic stays one row."""
+    root, data, model_path = setup
+    results = evaluate(model_path, data, out_dir=tmp_path / "k", protocols=["clean"], fusions=("mean",), steps=1,
+                       samples=2, patch_factors=(), grid_faces=0, progress=False)
+    assert results["tables"]["table1"] == ["bicubic", "whole-image-k2", "lpip-mean-k2"]
+    assert "mean of 2 samples" in results["protocols"]["clean"]["methods"]["lpip-mean-k2"]["label"]
+    assert results["settings"]["samples"] == 2 and "samples=2" in results["command"]
+    hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
+    lq = (resize(hq, (16, 16)) * 255).round() / 255
+    out = lpip_core.restore(lpip_core.load_model(model_path), lq, steps=1, seed=1, samples=2)  # hopper: face 1
+    row = next(r for r in read_rows(tmp_path / "k") if r["method"] == "lpip-mean-k2" and r["face"].startswith("hop"))
+    assert float(row["psnr"]) == pytest.approx(lpip_core.psnr((out * 255).round() / 255, hq).item(), abs=1e-3)
+    with pytest.raises(ValueError, match="samples must be an integer in 1..16"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", samples=0, progress=False)

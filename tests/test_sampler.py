@@ -282,6 +282,28 @@ def test_lower_denoise_stays_closer_to_the_lq():
     assert drift[0] < drift[1] < drift[2], drift
 
 
+# --- samples (the mean of several samples) ---
+
+def test_samples_is_the_mean_of_the_documented_seeds(model):
+    """Image b's sample k uses seed + b + 1000 k; the result is their mean, one image at a time."""
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    averaged = restore(model, lq, steps=3, seed=7, samples=3)
+    for b in range(2):
+        draws = [restore(model, lq[b:b + 1], steps=3, seed=7 + b + 1000 * k) for k in range(3)]
+        torch.testing.assert_close(averaged[b:b + 1], torch.stack(draws).mean(0), rtol=0, atol=1e-5)
+    assert not torch.allclose(averaged, restore(model, lq, steps=3, seed=7), atol=1e-3)
+    assert torch.equal(restore(model, lq, steps=3, seed=7, samples=1), restore(model, lq, steps=3, seed=7))
+
+
+def test_samples_progress_counts_every_sample_and_bad_values_are_refused(model):
+    seen = []
+    restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=3, callback=lambda i, n, x0: seen.append((i, n)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+    for bad in (0, 1001, 2.0, True):
+        with pytest.raises(ValueError, match="samples must be an integer in 1..1000"):
+            restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=bad)
+
+
 @pytest.mark.parametrize("max_batch, images", [(None, 1), (5, 1), (7, 3)])
 def test_sampling_plan_counts_the_unet_calls_restore_makes(model, max_batch, images):
     """plan_sampling is what restore runs: the grid, and steps x ceil(images x patches / chunk) calls."""

@@ -59,12 +59,13 @@ class Method:
     stride: int | None = None
     fusion: str = "mean"
     denoise: float = 1.0
+    samples: int = 1  # restore(samples=...): the mean of this many samples
 
     @property
     def setting(self) -> tuple:
         diffusion = self.kind != "bicubic"
         return (self.kind, self.patch, self.stride, self.fusion if self.kind == "patch" else None,
-                self.denoise if diffusion else None)
+                self.denoise if diffusion else None, self.samples if diffusion else None)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -81,7 +82,8 @@ def _check_denoise(name: str, value) -> float:
 
 
 def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS,
-                 denoise: float = 1.0, denoise_sweep: Sequence[float] = (), fusions: Sequence[str] = FUSIONS):
+                 denoise: float = 1.0, denoise_sweep: Sequence[float] = (), fusions: Sequence[str] = FUSIONS,
+                 samples: int = 1):
     """The methods to run and the rows of the tables.
 
     Returns (methods, table1 keys, table2 rows, table3 keys, sweep keys). A Table II row is a dict
@@ -93,17 +95,19 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
     def add(method: Method) -> str:
         return methods.setdefault(method.setting, method).key
 
-    at = "" if denoise == 1 else f", denoise {denoise:g}"
-    suffix = "" if denoise == 1 else f"-d{denoise:g}"
+    k = "" if samples == 1 else f"-k{samples}"
+    of_k = "" if samples == 1 else f", mean of {samples} samples"
+    at = ("" if denoise == 1 else f", denoise {denoise:g}") + of_k
+    suffix = ("" if denoise == 1 else f"-d{denoise:g}") + k
     table1 = [
         add(Method("bicubic", "Bicubic upsampling", "bicubic")),
         add(Method(f"whole-image{suffix}", f"Whole-image diffusion (SR3 baseline, same model{at})", "whole",
-                   denoise=denoise)),
+                   denoise=denoise, samples=samples)),
     ]
     for fusion in fusions:
         table1.append(add(Method(f"lpip-{fusion}{suffix}",
                                  f"LPIP-Diff, {fusion} fusion (patch {patch}, stride {stride}{at})",
-                                 "patch", patch, stride, fusion, denoise)))
+                                 "patch", patch, stride, fusion, denoise, samples)))
     table2 = []
     for f in patch_factors:
         if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
@@ -116,17 +120,17 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
         else:
             row["method"] = add(Method(f"lpip-mean-p{p}-s{s}{suffix}",
                                        f"LPIP-Diff, mean fusion (patch {p}, stride {s}{at})",
-                                       "patch", p, s, "mean", denoise))
+                                       "patch", p, s, "mean", denoise, samples))
         table2.append(row)
     table3 = table1[2:4] if "median" in fusions else []  # mean vs median at the model's patch: Table I's rows
-    sweep = [add(Method(f"lpip-mean-d{d:g}", f"LPIP-Diff, mean fusion, denoise {d:g}", "patch", patch, stride,
-                        "mean", d)) for d in denoise_sweep]
+    sweep = [add(Method(f"lpip-mean-d{d:g}{k}", f"LPIP-Diff, mean fusion, denoise {d:g}{of_k}", "patch", patch,
+                        stride, "mean", d, samples)) for d in denoise_sweep]
     return list(methods.values()), table1, table2, table3, sweep
 
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
              protocols: Sequence[str] | str = ("gfpgan512",), denoise: float = 1.0,
-             denoise_sweep: Sequence[float] = (), scale: int | None = None,
+             denoise_sweep: Sequence[float] = (), samples: int = 1, scale: int | None = None,
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
              fusions: Sequence[str] = FUSIONS,
@@ -139,6 +143,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     protocols: names from `protocols.PROTOCOLS`, or "all". Table II runs under the first only.
     denoise: the denoise of every diffusion method of Tables I-III (1 = the paper).
     denoise_sweep: extra LPIP-Diff (mean) runs at these denoise values, under every protocol.
+    samples: every diffusion method restores as the mean of this many samples (1 = the paper).
     scale: must equal the model's scale if given (a checkpoint restores one scale).
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
@@ -151,6 +156,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     _check_int("seed", seed, 0)
     _check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
+    _check_int("samples", samples, 1, 16)
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
         raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
@@ -191,8 +197,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     truth_landmarks = face_landmarks(hq)
     truth_embeddings = face_embedding(hq, truth_landmarks)
     factor = config.unet.downsample_factor
-    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep, fusions)
-    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep, fusions)
+    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep, fusions, samples)
+    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep, fusions, samples)
     _, table1, table2, table3, sweep = first
     grid_index = _grid_indices(len(names), grid_faces)
     grid_keys = (table1[0], table1[1], table1[2])  # bicubic, whole-image, LPIP-Diff mean
@@ -215,7 +221,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                     else:
                         out = restore(model, lq_i, steps=steps, seed=seed_for(seed, i), max_batch=max_batch,
                                       whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
-                                      fusion=method.fusion, denoise=method.denoise)
+                                      fusion=method.fusion, denoise=method.denoise, samples=method.samples)
                     seconds = time.perf_counter() - tic
                     out = _to_8bit(out)
                     embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
@@ -239,10 +245,11 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
 
     results = {
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
-                                           protocols, denoise),
+                                           protocols, denoise, samples),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
                      "out_dir": str(out_dir), "scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
                      "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
+                     "samples": samples,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
                      "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
                      "max_batch": max_batch, "device": str(device)},
@@ -304,9 +311,11 @@ def _machine(device) -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit, protocols, denoise) -> str:
+def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit, protocols, denoise,
+                 samples) -> str:
     args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}",
-            f"protocols={list(protocols)!r}", f"denoise={denoise:g}", f"steps={steps}", f"seed={seed}"] + (
+            f"protocols={list(protocols)!r}", f"denoise={denoise:g}", f"samples={samples}", f"steps={steps}",
+            f"seed={seed}"] + (
         [f"scale={scale}"] if scale else []) + ([f"holdout={str(holdout)!r}"] if holdout else []) + (
         [f"faces_limit={faces_limit}"] if faces_limit else [])
     return f"lpip_core.evaluation.evaluate.evaluate({', '.join(args)})"

@@ -18,6 +18,7 @@ DEFAULT_STEPS = 25
 # What the node and the CLI start with (restore's own default stays the paper's 1.0): chosen from
 # the denoise sweep of the shipped models (README "Fidelity: denoise").
 RECOMMENDED_DENOISE = 1.0
+SAMPLE_SEED_STRIDE = 1000  # restore(samples=K): sample k of image b uses seed + b + 1000 k
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
 # Elsewhere (GPUs): enough patches per call to fill the device (512 x 32 x 32 px = 0.5 M pixels per
 # convolution) instead of launching many small kernels; memory lowers it (fit_memory).
@@ -268,7 +269,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
             max_batch: int | None = None, seed: int = 0, callback: Callback | None = None,
             cancel: Callable[[], bool] | None = None, whole_image: bool = False, upsampled: bool = False,
             schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True,
-            denoise: float = 1.0, threads: int | None = None) -> torch.Tensor:
+            denoise: float = 1.0, samples: int = 1, threads: int | None = None) -> torch.Tensor:
     """Restore LQ faces [B, 3, h, w] in [0, 1] to [B, 3, h*scale, w*scale] in [0, 1].
 
     model: an LPIPModel (scale, patch and schedule default to its config) or any callable
@@ -287,12 +288,15 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         from the upsampled LQ noised to the level of the schedule's last `steps` of
         int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
         `steps`); 0 returns the upsampled LQ unchanged.
+    samples: return the mean of this many samples (sample k of image b uses seed + b + 1000 k): an
+        estimate of the posterior mean, sharper in PSNR/SSIM and a little softer to the eye, at
+        `samples` times the cost (README "Averaging samples"). 1: the paper.
     threads: torch CPU threads for this call (torch's setting is restored afterwards); None: torch's
         setting, lowered to the CPUs other processes leave idle (measured over 0.1 s, reused for
         30 s): two threads that must share a busy 2-core CPU are many times slower than one.
         Ignored on other devices.
     callback(step, total, x0_estimate in [0, 1]) runs after each step of each pass (total = steps x
-    passes, x0 of the pass's images); cancel() is asked before every UNet call and stops sampling
+    passes x samples, x0 of the pass's images); cancel() is asked before every UNet call and stops sampling
     with SamplingCancelled when it returns True.
     """
     config = getattr(model, "config", None)
@@ -309,6 +313,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
+    check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)
     if threads is not None:
         check_int("threads", threads, 1, 1024)
 
@@ -318,16 +323,18 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, plan.height, plan.width)
     timesteps = denoised_timesteps(schedule, steps, denoise, spacing) if denoise > 0 else []
-    passes = plan.passes(lq.shape[0])
-    out = []
+    passes = [(k, images) for k in range(samples) for images in plan.passes(lq.shape[0])]
+    total = torch.zeros(lq.shape[0], 3, plan.height, plan.width, dtype=torch.float64, device=lq.device)
     with cpu_threads(plan.device, threads):
-        for k, images in enumerate(passes):
+        for j, (k, images) in enumerate(passes):
             report = None if callback is None else (
-                lambda i, n, x0, k=k: callback(k * n + i, n * len(passes), (x0 + 1) / 2))
-            out.append(_sample_pass(model, lq[images.start:images.stop], plan, schedule, timesteps,
-                                    seed=seed_for(seed, images.start), eta=eta, fusion=fusion, denoise=denoise,
-                                    clip_x0=clip_x0, callback=report, cancel=cancel).to(lq.device))
-    return torch.cat(out)
+                lambda i, n, x0, j=j: callback(j * n + i, n * len(passes), (x0 + 1) / 2))
+            part = slice(images.start, images.stop)
+            out = _sample_pass(model, lq[part], plan, schedule, timesteps,
+                               seed=seed_for(seed, images.start + SAMPLE_SEED_STRIDE * k), eta=eta, fusion=fusion,
+                               denoise=denoise, clip_x0=clip_x0, callback=report, cancel=cancel)
+            total[part] += out.to(lq.device, torch.float64)
+    return (total / samples).to(out.dtype)
 
 
 def _sample_pass(model: EpsModel, lq: torch.Tensor, plan: SamplingPlan, schedule: NoiseSchedule,

@@ -163,6 +163,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -227,15 +228,21 @@ def test_restore_batch_in_one_pass_seeds_and_sizes(comfy_server, tiny_checkpoint
 
 def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     """denoise 0 returns the bicubic upscale (the same pixels as ImageScale's bicubic, to 8-bit
-    rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error."""
+    rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error. samples=2 is
+    the mean of the restorations at seed and seed + 1000."""
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
               "3": sampler(["1", 0], ["2", 0], denoise=0.0), "4": save(["3", 0], "denoise/zero"),
               "5": sampler(["1", 0], ["2", 0], denoise=0.5), "6": save(["5", 0], "denoise/half"),
               "7": sampler(["1", 0], ["2", 0], denoise=1.0), "8": save(["7", 0], "denoise/one"),
-              "9": sampler(["1", 0], ["2", 0]), "10": save(["9", 0], "denoise/default")}
+              "9": sampler(["1", 0], ["2", 0]), "10": save(["9", 0], "denoise/default"),
+              "11": sampler(["1", 0], ["2", 0], seed=1000), "12": save(["11", 0], "denoise/seed1000"),
+              "13": sampler(["1", 0], ["2", 0], samples=2), "14": save(["13", 0], "denoise/samples2")}
     entry = comfy_server.run(prompt, timeout=120)
-    zero, half, one, default = (read_images(comfy_server, entry, n)[0].astype(int) for n in ("4", "6", "8", "10"))
+    zero, half, one, default, other, mean2 = (read_images(comfy_server, entry, n)[0].astype(int)
+                                              for n in ("4", "6", "8", "10", "12", "14"))
+    assert np.abs(mean2 - (one + other) / 2).max() <= 1  # samples=2: the mean of seeds 0 and 1000, to 8-bit rounding
+    assert entry["outputs"]["13"]["lpip_grid"][0]["samples"] == 2
     from lpip_core.files import read_image
     from lpip_core.resize import resize
 
@@ -686,7 +693,7 @@ def test_sampler_reports_its_patch_grid(comfy_server, tiny_checkpoint, lq_faces)
     grid, = out["lpip_grid"]
     assert grid == {"width": 64, "height": 64, "patch": [16, 16], "stride": [8, 8], "ys": list(range(0, 49, 8)),
                     "xs": list(range(0, 49, 8)), "patches_per_step": 49, "max_batch": 5, "steps": 2, "unet_calls": 20,
-                    "images": 1}
+                    "images": 1, "samples": 1}
     preview, = out["lpip_preview"]
     assert preview["type"] == "temp" and (comfy_server.temp_dir / preview["subfolder"] / preview["filename"]).is_file()
 

@@ -44,7 +44,8 @@ function summary(grid) {
   const stride = sh === sw ? `${sw}` : `${sw}x${sh}`;
   const images = grid.images > 1 ? ` for ${grid.images} images` : "";
   return `patch ${size} px, stride ${stride} px: ${grid.patches_per_step} patches per step, ` +
-         `${grid.unet_calls} UNet calls${images}, ${grid.steps} steps`;
+         `${grid.unet_calls} UNet calls${images}, ${grid.steps} steps` +
+         (grid.samples > 1 ? `, mean of ${grid.samples} samples` : "");
 }
 
 app.registerExtension({
