@@ -223,6 +223,7 @@ def test_samples_averages_every_diffusion_method(setup, tmp_path):
     assert results["tables"]["table1"] == ["bicubic", "whole-image-k2", "lpip-mean-k2"]
     assert "mean of 2 samples" in results["protocols"]["clean"]["methods"]["lpip-mean-k2"]["label"]
     assert results["settings"]["samples"] == 2 and "samples=2" in results["command"]
+    assert "each diffusion result the mean of 2 samples" in (tmp_path / "k" / "protocols.md").read_text()
     hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
     lq = (resize(hq, (16, 16)) * 255).round() / 255
     out = lpip_core.restore(lpip_core.load_model(model_path), lq, steps=1, seed=1, samples=2)  # hopper: face 1

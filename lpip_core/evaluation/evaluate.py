@@ -374,9 +374,10 @@ def _caption(results: dict) -> str:
     skipped = f" ({len(f['skipped_too_small_or_no_face'])} skipped: smaller than hq_size natively or no face)" \
         if f["skipped_too_small_or_no_face"] else ""
     which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
+    averaged = "" if s["samples"] == 1 else f", each diffusion result the mean of {s['samples']} samples"
     return (
         f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, seed {s['seed']}, "
-        f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}. "
+        f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}{averaged}. "
         f"Model `{model['file']}` ({trained}). Each cell: mean ± standard deviation over faces. "
         f"PSNR / SSIM: BasicSR conventions (RGB, 8-bit, crop_border 0). ID Sim (dlib): cosine of dlib ResNet "
         f"face embeddings (not ArcFace) of result and ground truth, both cut with the ground truth's 5 landmarks "
