@@ -289,8 +289,8 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
         `steps`); 0 returns the upsampled LQ unchanged.
     samples: return the mean of this many samples (sample k of image b uses seed + b + 1000 k): an
-        estimate of the posterior mean, sharper in PSNR/SSIM and a little softer to the eye, at
-        `samples` times the cost (README "Averaging samples"). 1: the paper.
+        estimate of the posterior mean, higher in PSNR/SSIM and a little softer to the eye, at
+        `samples` times the cost (README "Fidelity: averaging samples"). 1: the paper.
     threads: torch CPU threads for this call (torch's setting is restored afterwards); None: torch's
         setting, lowered to the CPUs other processes leave idle (measured over 0.1 s, reused for
         30 s): two threads that must share a busy 2-core CPU are many times slower than one.
