@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..checks import seed_for
+from ..checks import check_int, seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
@@ -66,13 +66,6 @@ class Method:
         diffusion = self.kind != "bicubic"
         return (self.kind, self.patch, self.stride, self.fusion if self.kind == "patch" else None,
                 self.denoise if diffusion else None, self.samples if diffusion else None)
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        accepted = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {accepted}, got {value!r}")
-    return value
 
 
 def _check_denoise(name: str, value) -> float:
@@ -152,20 +145,20 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     """
     started = time.perf_counter()
     protocols = check_protocols(protocols)
-    _check_int("steps", steps, 1, 1000)
-    _check_int("seed", seed, 0)
-    _check_int("grid_faces", grid_faces, 0, 64)
+    check_int("steps", steps, 1, 1000)
+    check_int("seed", seed, 0)
+    check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
-    _check_int("samples", samples, 1, 16)
+    check_int("samples", samples, 1, 16)
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
         raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
                          f"got {', '.join(map(str, fusions)) or 'none'}")
     denoise_sweep = tuple(_check_denoise("denoise_sweep", d) for d in denoise_sweep)
     if max_batch is not None:
-        _check_int("max_batch", max_batch, 1)
+        check_int("max_batch", max_batch, 1)
     if faces_limit is not None:
-        _check_int("faces_limit", faces_limit, 1)
+        check_int("faces_limit", faces_limit, 1)
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     model = load_model(model_path, device=device)
     config = model.config
