@@ -116,6 +116,24 @@ def test_template_runs_from_the_run_button(ui, comfy_server, title):
     assert ui.pack_errors() == []
 
 
+@pytest.mark.timeout(600)
+def test_sampler_line_names_the_mean_of_samples(ui, comfy_server):
+    """With the sampler's samples widget at 2, the line counts a UNet call per step and sample and
+    says the result is the mean of 2 samples."""
+    ui.open_template("Upscale first, then restore in place")
+    node, = ui.node_ids("LPIPPatchFusedSampler")
+    ui.js("""(id) => { const n = window.app.graph.getNodeById(id);
+              n.widgets.find(w => w.name === 'steps').value = 2;
+              n.widgets.find(w => w.name === 'samples').value = 2; }""", node)
+    entry = ui.run(timeout=300)
+    assert entry["status"]["status_str"] == "success"
+    ui.show_node(node)
+    ui.page.wait_for_function("(id) => window.app.graph.getNodeById(id).lpipGrid.images.length", arg=node)
+    info = ui.js("(id) => window.app.graph.getNodeById(id).lpipGrid.info.textContent", node)
+    assert info == "patch 16 px, stride 8 px: 49 patches per step, 4 UNet calls, 2 steps, mean of 2 samples"
+    assert ui.pack_errors() == []
+
+
 def check_compare(ui: ComfyPage, entry: dict, title: str) -> None:
     """Dragging the slider moves the split and changes the pixels of the compare view."""
     node, = ui.node_ids("LPIPCompare")
