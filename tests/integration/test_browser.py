@@ -120,7 +120,10 @@ def test_template_runs_from_the_run_button(ui, comfy_server, title):
 def test_sampler_line_names_the_mean_of_samples(ui, comfy_server):
     """With the sampler's samples widget at 2, the line counts a UNet call per step and sample and
     says the result is the mean of 2 samples."""
-    ui.open_template("Upscale first, then restore in place")
+    workflow = json.loads((REPO_ROOT / "example_workflows" / "Upscale first, then restore in place.json").read_text())
+    ui.close_dialogs()
+    ui.js("(graph) => window.app.loadGraphData(graph)", workflow)  # as when a saved workflow is dropped
+    ui.page.wait_for_function("() => window.app.graph.nodes.some(n => n.type === 'LPIPPatchFusedSampler')")
     node, = ui.node_ids("LPIPPatchFusedSampler")
     ui.js("""(id) => { const n = window.app.graph.getNodeById(id);
               n.widgets.find(w => w.name === 'steps').value = 2;
