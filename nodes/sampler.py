@@ -12,8 +12,8 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import tile, to_pil
 from ..lpip_core.method.patches import FUSIONS, count_starts
-from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, SamplingPlan,
-                                            memory_estimate, plan_sampling)
+from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, SAMPLE_SEED_STRIDE,
+                                            SamplingPlan, memory_estimate, plan_sampling)
 from ..lpip_core.method.runtime import is_compile_error
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
@@ -122,7 +122,7 @@ class PatchFusedSampler(io.ComfyNode):
                                        "input. The number of steps run stays `steps`.",
                                optional=True),
                 io.Int.Input("samples", default=1, min=1, max=16,
-                             tooltip="Restore each image this many times (seeds seed + i + 1000 k) and return "
+                             tooltip=f"Restore each image this many times (seeds seed + i + {SAMPLE_SEED_STRIDE} k) and return "
                                      "the mean: a more faithful face (higher PSNR/SSIM), a little softer, at "
                                      "`samples` times the time. 1 = the paper.", optional=True),
             ],
