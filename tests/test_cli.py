@@ -77,6 +77,20 @@ def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path,
     assert not list((tmp_path / "bad").glob("*.png"))
 
 
+def test_restore_end_at_step_writes_that_steps_estimate_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "3",
+                 "--end-at-step", "2", "-q"]) == 0
+    model, lq = lpip_core.load_model(model_path), read_image(lq_faces[0])
+    expected = lpip_core.restore(model, lq, steps=3, end_at_step=2)
+    assert (read_image(out / "hopper.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+    assert (expected - lpip_core.restore(model, lq, steps=3)).abs().max() > 2 / 255
+    assert main(["restore", str(lq_faces[0]), "-o", str(tmp_path / "bad"), "--model", str(model_path),
+                 "--end-at-step", "0", "-q"]) == 2
+    one_line_error(capsys, "end_at_step must be an integer in >= 1")
+    assert not list((tmp_path / "bad").glob("*.png"))
+
+
 def test_restore_with_an_unreadable_input_writes_nothing(model_path, lq_faces, unreadable, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["restore", str(lq_faces[0]), str(unreadable), "-o", str(out), "--model", str(model_path), "-q"])

@@ -231,3 +231,22 @@ def test_samples_averages_every_diffusion_method(setup, tmp_path):
     assert float(row["psnr"]) == pytest.approx(lpip_core.psnr((out * 255).round() / 255, hq).item(), abs=1e-3)
     with pytest.raises(ValueError, match="samples must be an integer in 1..16"):
         evaluate(model_path, data, out_dir=tmp_path / "x", samples=0, progress=False)
+
+
+def test_end_at_step_ends_every_diffusion_method_early(setup, tmp_path):
+    """end_at_step=1 of 2 steps: the LPIP-Diff row is restore's result ending there (checked on one
+    face, computed here), and the setting is in the settings, the command and the caption."""
+    root, data, model_path = setup
+    results = evaluate(model_path, data, out_dir=tmp_path / "e", protocols=["clean"], fusions=("mean",), steps=2,
+                       end_at_step=1, patch_factors=(), grid_faces=0, progress=False)
+    assert results["settings"]["end_at_step"] == 1 and "end_at_step=1" in results["command"]
+    assert "ending at step 1 (its estimate of the clean face)" in (tmp_path / "e" / "protocols.md").read_text()
+    hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
+    lq = (resize(hq, (16, 16)) * 255).round() / 255
+    model = lpip_core.load_model(model_path)
+    ended, full = (lpip_core.restore(model, lq, steps=2, seed=1, end_at_step=e) for e in (1, None))
+    row = next(r for r in read_rows(tmp_path / "e") if r["method"] == "lpip-mean" and r["face"].startswith("hop"))
+    assert float(row["psnr"]) == pytest.approx(lpip_core.psnr((ended * 255).round() / 255, hq).item(), abs=1e-3)
+    assert float(row["psnr"]) != pytest.approx(lpip_core.psnr((full * 255).round() / 255, hq).item(), abs=1e-3)
+    with pytest.raises(ValueError, match="end_at_step must be an integer in >= 1"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", end_at_step=0, progress=False)

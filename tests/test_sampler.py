@@ -282,6 +282,35 @@ def test_lower_denoise_stays_closer_to_the_lq():
     assert drift[0] < drift[1] < drift[2], drift
 
 
+# --- end_at_step (stop early, return the estimate of the clean image) ---
+
+def test_end_at_step_past_the_last_step_is_the_unchanged_sampler_bit_for_bit():
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    default, _ = _restore_toy(lq)
+    for end in (5, 6, 10000):
+        assert torch.equal(_restore_toy(lq, end_at_step=end)[0], default)
+
+
+@pytest.mark.parametrize("denoise", [1.0, 0.6])
+def test_end_at_step_returns_that_steps_clean_estimate_after_that_many_unet_steps(model, denoise):
+    """Ending at step k runs the first k steps of the full run unchanged, and returns the x0
+    estimate that the full run reports at step k (KSamplerAdvanced without leftover noise)."""
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    estimates, ended_at = {}, []
+    full = restore(model, lq, steps=5, seed=2, denoise=denoise, callback=lambda i, n, x0: estimates.setdefault(i, x0))
+    ended = restore(model, lq, steps=5, seed=2, denoise=denoise, end_at_step=3,
+                    callback=lambda i, n, x0: ended_at.append((i, n)))
+    assert ended_at == [(1, 3), (2, 3), (3, 3)]  # three steps run, progress out of three
+    assert torch.equal(ended, estimates[3].clamp(0, 1))
+    assert not torch.allclose(ended, full, atol=1e-3)
+
+
+def test_end_at_step_bad_values_are_refused():
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="end_at_step must be an integer in >= 1"):
+            restore(RecordingEps(), torch.rand(1, 3, 8, 8), scale=2, patch=8, end_at_step=bad)
+
+
 # --- samples (the mean of several samples) ---
 
 def test_samples_is_the_mean_of_the_documented_seeds(model):

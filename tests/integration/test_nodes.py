@@ -163,7 +163,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
-    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_at_step"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -229,7 +229,8 @@ def test_restore_batch_in_one_pass_seeds_and_sizes(comfy_server, tiny_checkpoint
 def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     """denoise 0 returns the bicubic upscale (the same pixels as ImageScale's bicubic, to 8-bit
     rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error. samples=2 is
-    the mean of the restorations at seed and seed + 1000."""
+    the mean of the restorations at seed and seed + 1000. end_at_step=2 of 4 steps is the core's
+    result (that step's clean estimate) and the node's line counts two steps; 0 is a clear error."""
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
               "3": sampler(["1", 0], ["2", 0], denoise=0.0), "4": save(["3", 0], "denoise/zero"),
@@ -237,16 +238,22 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
               "7": sampler(["1", 0], ["2", 0], denoise=1.0), "8": save(["7", 0], "denoise/one"),
               "9": sampler(["1", 0], ["2", 0]), "10": save(["9", 0], "denoise/default"),
               "11": sampler(["1", 0], ["2", 0], seed=1000), "12": save(["11", 0], "denoise/seed1000"),
-              "13": sampler(["1", 0], ["2", 0], samples=2), "14": save(["13", 0], "denoise/samples2")}
+              "13": sampler(["1", 0], ["2", 0], samples=2), "14": save(["13", 0], "denoise/samples2"),
+              "15": sampler(["1", 0], ["2", 0], steps=4, end_at_step=2), "16": save(["15", 0], "denoise/end2")}
     entry = comfy_server.run(prompt, timeout=120)
     zero, half, one, default, other, mean2 = (read_images(comfy_server, entry, n)[0].astype(int)
                                               for n in ("4", "6", "8", "10", "12", "14"))
     assert np.abs(mean2 - (one + other) / 2).max() <= 1  # samples=2: the mean of seeds 0 and 1000, to 8-bit rounding
     assert entry["outputs"]["13"]["lpip_grid"][0]["samples"] == 2
+    from lpip_core import load_model as load_core_model, restore
     from lpip_core.files import read_image
     from lpip_core.resize import resize
 
     lq = read_image(comfy_server.input_dir / lq_faces["a"])
+    core = load_core_model(comfy_server.models_dir / "lpip_diff" / tiny_checkpoint)
+    ended = (restore(core, lq, steps=4, end_at_step=2)[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert np.abs(read_images(comfy_server, entry, "16")[0].astype(int) - ended).max() <= 1
+    assert entry["outputs"]["15"]["lpip_grid"][0]["steps"] == 2
     bicubic = (resize(lq, (64, 64))[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
     assert np.abs(zero - bicubic).max() <= 1
     assert np.abs(half - zero).mean() < np.abs(one - zero).mean()
@@ -255,6 +262,9 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     bad = {"1": load_model(tiny_checkpoint), "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
            "3": sampler(["1", 0], ["2", 0], denoise=1.5), "4": save(["3", 0], "denoise/bad")}
     with pytest.raises(PromptRejected, match="denoise"):  # ComfyUI checks the input's range at queue time
+        comfy_server.queue(bad)
+    bad["3"] = sampler(["1", 0], ["2", 0], end_at_step=0)
+    with pytest.raises(PromptRejected, match="end_at_step"):
         comfy_server.queue(bad)
 
 

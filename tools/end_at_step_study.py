@@ -1,0 +1,131 @@
+"""Where should sampling end? Scores of each step's estimate of the clean face, under every protocol.
+
+    python -m tools.end_at_step_study --model models/lpip_x4_64.safetensors \
+        --data ../shared/faces/aligned512 --holdout models/holdout.txt --faces 12 --out DIR
+
+Each held-out face is degraded by each protocol (as `lpip-diff evaluate` does, same seeds) and
+restored once with every step; the x0 estimate after step k is exactly what `end_at_step=k`
+returns, so one run scores every end step. PSNR / SSIM / ID Sim (dlib, the ground truth's
+landmarks) of each step's estimate and of bicubic; writes end_at_step.md, end_at_step.json and
+end_at_step.png (each measure minus bicubic's, against the end step) to --out. Needs the face
+photos; never used by the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from lpip_core import load_model, psnr, restore, ssim
+from lpip_core.checks import seed_for
+from lpip_core.evaluation.protocols import PROTOCOLS, make_lq
+from lpip_core.faces.identity import face_embedding, face_landmarks
+from lpip_core.files import atomic_output
+from lpip_core.resize import resize
+from lpip_core.training.data import load_faces, read_split
+
+MEASURES = ("psnr", "ssim", "id_sim")
+
+
+def study(model_path: Path, data: Path, holdout: Path | None, steps: int, limit: int | None, seed: int = 0) -> dict:
+    model = load_model(model_path)
+    hq_size, lq_size = model.config.hq_size, model.config.hq_size // model.config.scale
+    faces, names = load_faces(data, hq_size, include=read_split(holdout) if holdout else None)
+    hq = faces[:limit].float() / 255
+    landmarks = face_landmarks(hq)
+    truth = face_embedding(hq, landmarks)
+    means = {}
+    for protocol in PROTOCOLS:
+        lq = make_lq(protocol, hq, lq_size, seed)
+        scores = {}
+        for i in range(hq.shape[0]):
+            estimates = {"bicubic": resize(lq[i:i + 1], (hq_size, hq_size))}
+            restore(model, lq[i:i + 1], steps=steps, seed=seed_for(seed, i),
+                    callback=lambda k, n, x0: estimates.__setitem__(k, x0.clamp(0, 1)))
+            for key, x in estimates.items():
+                x = (x * 255).round() / 255
+                row = scores.setdefault(str(key), {m: [] for m in MEASURES})
+                row["psnr"].append(psnr(x, hq[i:i + 1]).item())
+                row["ssim"].append(ssim(x, hq[i:i + 1]).item())
+                row["id_sim"].append((face_embedding(x, landmarks[i:i + 1])[0] @ truth[i]).item())
+        means[protocol] = {key: {m: statistics.fmean(v) for m, v in row.items()} for key, row in scores.items()}
+    return {"model": model_path.name, "scale": model.config.scale, "faces": hq.shape[0], "steps": steps,
+            "seed": seed, "means": means}
+
+
+def table(result: dict, shown: list[int]) -> str:
+    lines = [f"Model `{result['model']}`, {result['faces']} held-out faces, {result['steps']} DDIM steps, seed "
+             f"{result['seed']}. PSNR / SSIM / ID Sim (dlib) of the estimate after step k (= `end_at_step` k) and "
+             "of bicubic; ✓: all three above bicubic.", "",
+             "| protocol | bicubic | " + " | ".join(f"end {k}" for k in shown) + " |",
+             "|---|---|" + "---|" * len(shown)]
+    for protocol, rows in result["means"].items():
+        bic = rows["bicubic"]
+
+        def cell(r):
+            return f"{r['psnr']:.2f} / {r['ssim']:.4f} / {r['id_sim']:.4f}"
+
+        cells = [cell(rows[str(k)]) + (" ✓" if all(rows[str(k)][m] > bic[m] for m in MEASURES) else "")
+                 for k in shown]
+        lines.append(f"| `{protocol}` | {cell(bic)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = range(1, result["steps"] + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, measure, label in zip(axes, MEASURES, ("PSNR (dB)", "SSIM", "ID Sim (dlib)")):
+        for protocol, rows in result["means"].items():
+            ax.plot(steps, [rows[str(k)][measure] - rows["bicubic"][measure] for k in steps], label=protocol)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("end_at_step")
+        ax.set_title(f"{label} minus bicubic's")
+        low = min(rows[str(k)][measure] - rows["bicubic"][measure]
+                  for rows in result["means"].values() for k in steps if k >= result["steps"] // 3)
+        high = max(rows[str(k)][measure] - rows["bicubic"][measure]
+                   for rows in result["means"].values() for k in steps)
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+        ax.set_xlim(result["steps"] // 3, result["steps"])
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"x{result['scale']}, {result['model']}, {result['faces']} held-out faces: "
+                 "ending early, each step's estimate against bicubic (above 0 = better)")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--holdout", type=Path)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--faces", type=int, help="only the first N held-out faces (default all)")
+    parser.add_argument("--show", default="10,13,15,17,20,25", help="end steps in the table")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    result = study(args.model, args.data, args.holdout, args.steps, args.faces)
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = table(result, [int(k) for k in args.show.split(",")])
+    for name, content in (("end_at_step.md", text), ("end_at_step.json", json.dumps(result, indent=1))):
+        with atomic_output(args.out / name) as tmp:
+            tmp.write_text(content)
+    plot(args.out / "end_at_step.png", result)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
