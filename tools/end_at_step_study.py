@@ -81,20 +81,20 @@ def plot(path: Path, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = range(1, result["steps"] + 1)
+    steps, first = range(1, result["steps"] + 1), result["steps"] // 3  # the first third is far below: cut
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, measure, label in zip(axes, MEASURES, ("PSNR (dB)", "SSIM", "ID Sim (dlib)")):
-        for protocol, rows in result["means"].items():
-            ax.plot(steps, [rows[str(k)][measure] - rows["bicubic"][measure] for k in steps], label=protocol)
+        margins = {protocol: [rows[str(k)][measure] - rows["bicubic"][measure] for k in steps]
+                   for protocol, rows in result["means"].items()}
+        for protocol, margin in margins.items():
+            ax.plot(steps, margin, label=protocol)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel("end_at_step")
         ax.set_title(f"{label} minus bicubic's")
-        low = min(rows[str(k)][measure] - rows["bicubic"][measure]
-                  for rows in result["means"].values() for k in steps if k >= result["steps"] // 3)
-        high = max(rows[str(k)][measure] - rows["bicubic"][measure]
-                   for rows in result["means"].values() for k in steps)
+        low = min(v for margin in margins.values() for k, v in zip(steps, margin) if k >= first)
+        high = max(v for margin in margins.values() for v in margin)
         ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
-        ax.set_xlim(result["steps"] // 3, result["steps"])
+        ax.set_xlim(first, result["steps"])
     axes[0].legend(fontsize=7)
     fig.suptitle(f"x{result['scale']}, {result['model']}, {result['faces']} held-out faces: "
                  "ending early, each step's estimate against bicubic (above 0 = better)")
