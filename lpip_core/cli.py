@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .method.patches import FUSIONS
-from .method.restoration import RECOMMENDED_DENOISE
+from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from .training.degrade import RESAMPLE_KERNELS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
@@ -100,24 +100,26 @@ def _warn_if_not_a_face(path: Path, lq, config, upsampled: bool) -> None:
 def cmd_restore(args) -> None:
     from tqdm import tqdm
 
+    from .checks import check_float
     from .files import read_image
     from .method.checkpoint import load_model
-    from .method.restoration import restore
+    from .method.restoration import restore, steps_run
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
     inputs = _read_all(args.inputs)
     plan = _plan_outputs(inputs, Path(args.out), [".png"])
+    check_float("end_percent", args.end_percent, 0, 1, open_low=True)  # before the progress bar counts its steps
     model = load_model(model_path, device=_device(args.device))
-    steps_run = min(args.steps, args.end_at_step or args.steps)
-    bar = tqdm(total=len(inputs) * steps_run * args.samples, unit="step", disable=args.quiet, dynamic_ncols=True)
+    total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples
+    bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)
         _warn_if_not_a_face(path, lq, model.config, args.upsampled)
         bar.set_description(path.name)
         hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=args.samples,
-                     end_at_step=args.end_at_step,
+                     end_percent=args.end_percent,
                      patch=args.patch, stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
                      whole_image=args.whole_image, upsampled=args.upsampled,
                      callback=lambda i, n, x0: bar.update(1))
@@ -223,7 +225,7 @@ def cmd_evaluate(args) -> None:
     except ValueError:
         raise CliError(f"--denoise-sweep {args.denoise_sweep!r}: give comma-separated values in (0, 1]") from None
     evaluate(model_path, args.data, out_dir=args.out, protocols=protocols, denoise=args.denoise,
-             denoise_sweep=sweep, samples=args.samples, end_at_step=args.end_at_step, scale=args.scale,
+             denoise_sweep=sweep, samples=args.samples, end_percent=args.end_percent, scale=args.scale,
              holdout=args.holdout, steps=args.steps,
              seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
              fusions=[f.strip() for f in args.fusions.split(",") if f.strip()], min_face_size=args.min_face_size,
@@ -305,9 +307,9 @@ def _evaluate_parser(sub) -> None:
                    help="also run LPIP-Diff (mean) at these comma-separated denoise values, e.g. 0.3,0.5,0.7,1")
     e.add_argument("--samples", type=int, default=1,
                    help="each diffusion method restores as the mean of this many samples (default 1: the paper)")
-    e.add_argument("--end-at-step", type=int,
-                   help="the diffusion methods stop after this many steps and return that step's estimate "
-                        "(default: every step, the paper)")
+    e.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
+                   help="the diffusion methods stop after this share of the steps and return that step's "
+                        f"estimate (default {RECOMMENDED_END_PERCENT:g}, as restore; 1: every step, the paper)")
     e.add_argument("--seed", type=int, default=0, help="degradation and sampling seed (face b uses seed + b)")
     e.add_argument("--faces", type=int, help="evaluate only the first N faces")
     e.add_argument("--grid-faces", type=int, default=6, help="faces in grid.png (default 6)")
@@ -340,9 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--samples", type=int, default=1,
                    help="return the mean of this many samples: higher PSNR/SSIM, a little softer, N times "
                         "the time (default 1: the paper)")
-    r.add_argument("--end-at-step", type=int,
-                   help="stop after this many of the steps and return that step's estimate of the clean face: "
-                        "more faithful, softer, faster (default: every step, the paper)")
+    r.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
+                   help="stop after this share of the steps and return that step's estimate of the clean face "
+                        f"(default {RECOMMENDED_END_PERCENT:g}: the most faithful, measured; 1: every step, the "
+                        "paper, sharper and more invented)")
     r.add_argument("--patch", type=int, help="patch size (default: the model's training patch)")
     r.add_argument("--stride", type=int, help="patch stride (default: half the patch)")
     r.add_argument("--fusion", choices=FUSIONS, default="mean", help="how overlapping estimates combine")

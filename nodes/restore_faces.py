@@ -8,12 +8,12 @@ from comfy_api.latest import io
 
 from ..lpip_core.faces.detect import SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
-from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE
+from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .faces import SMALLEST_FACE
-from .sampler import END_AT_LAST_STEP, LOW_RES, UPSCALED, check_model, sample_faces
+from .sampler import LOW_RES, UPSCALED, check_model, sample_faces
 from .types import MAX_SEED, LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
@@ -63,10 +63,11 @@ class RestoreFaces(io.ComfyNode):
                 io.Int.Input("samples", default=1, min=1, max=16, optional=True,
                              tooltip="As in the Patch-Fused Sampler: the mean of this many restorations of "
                                      "each face (more faithful, a little softer, `samples` times the time)."),
-                io.Int.Input("end_at_step", default=END_AT_LAST_STEP, min=1, max=END_AT_LAST_STEP, optional=True,
-                             tooltip="As in the Patch-Fused Sampler: stop after this many steps and return "
-                                     "that step's estimate of the clean face (more faithful, softer, faster). "
-                                     "10000 = every step (the paper)."),
+                io.Float.Input("end_percent", default=RECOMMENDED_END_PERCENT, min=0.01, max=1.0, step=0.01,
+                               optional=True,
+                               tooltip="As in the Patch-Fused Sampler: stop after this share of the steps and "
+                                       "return that step's estimate of the clean face (more faithful, softer, "
+                                       "faster). 1.0 = every step (the paper)."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),
@@ -79,7 +80,7 @@ class RestoreFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
-                strength, mask=None, samples=1, end_at_step=END_AT_LAST_STEP) -> io.NodeOutput:
+                strength, mask=None, samples=1, end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
@@ -98,7 +99,7 @@ class RestoreFaces(io.ComfyNode):
         restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
                                    fusion="mean", max_patch_batch=DEVICE_PATCHES_PER_CALL,
                                    upsampled=input_is == UPSCALED, denoise=denoise, samples=samples,
-                                   end_at_step=end_at_step)
+                                   end_percent=end_percent)
         out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
                           strength=strength)
         masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)

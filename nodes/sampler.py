@@ -12,8 +12,9 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import tile, to_pil
 from ..lpip_core.method.patches import FUSIONS, count_starts
-from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, SAMPLE_SEED_STRIDE,
-                                            SamplingPlan, memory_estimate, plan_sampling)
+from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT,
+                                            SAMPLE_SEED_STRIDE, SamplingPlan, memory_estimate, plan_sampling,
+                                            steps_run)
 from ..lpip_core.method.runtime import is_compile_error
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
@@ -25,7 +26,6 @@ from .types import MAX_SEED, LPIPModel
 log = logging.getLogger("LPIP-Diff")
 
 LOW_RES, UPSCALED = "low_resolution", "already_upscaled"
-END_AT_LAST_STEP = 10000  # KSamplerAdvanced's end_at_step default and maximum: every step
 
 
 def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) -> tuple[int | None, int | None]:
@@ -126,12 +126,13 @@ class PatchFusedSampler(io.ComfyNode):
                              tooltip=f"Restore each image this many times (seeds seed + i + {SAMPLE_SEED_STRIDE} k) and return "
                                      "the mean: a more faithful face (higher PSNR/SSIM), a little softer, at "
                                      "`samples` times the time. 1 = the paper.", optional=True),
-                io.Int.Input("end_at_step", default=END_AT_LAST_STEP, min=1, max=END_AT_LAST_STEP,
-                             tooltip="As in KSamplerAdvanced (no leftover noise): stop after this many steps and "
-                                     "return that step's estimate of the clean face. The late steps add the "
-                                     "finest, most invented detail: ending at about 60% of the steps is more "
-                                     "faithful (higher PSNR/SSIM), softer and faster. 10000 = every step (the "
-                                     "paper).", optional=True),
+                io.Float.Input("end_percent", default=RECOMMENDED_END_PERCENT, min=0.01, max=1.0, step=0.01,
+                               tooltip="Stop after this share of the steps and return that step's estimate of "
+                                       "the clean face (KSamplerAdvanced's end_at_step with no leftover noise, "
+                                       "as a share so that it follows `steps`). The late steps add the finest, "
+                                       f"most invented detail: {RECOMMENDED_END_PERCENT:g} is the most faithful "
+                                       "(beats bicubic where every step does not), softer and faster. 1.0 = "
+                                       "every step (the paper): sharper, more invented.", optional=True),
             ],
             outputs=[io.Image.Output(display_name="image",
                                      tooltip="The restored faces, one per input image.")],
@@ -140,7 +141,7 @@ class PatchFusedSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
                 input_is=LOW_RES, denoise=RECOMMENDED_DENOISE, samples=1,
-                end_at_step=END_AT_LAST_STEP) -> io.NodeOutput:
+                end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
         if input_is not in (LOW_RES, UPSCALED):
@@ -154,9 +155,10 @@ class PatchFusedSampler(io.ComfyNode):
         restored, plan = sample_faces(model, x, seed=seed, steps=steps, eta=eta, patch_size=patch_size,
                                       stride=stride, fusion=fusion, max_patch_batch=max_patch_batch,
                                       upsampled=input_is == UPSCALED, denoise=denoise, samples=samples,
-                                      end_at_step=end_at_step)
+                                      end_percent=end_percent)
         out = core_to_image(restored, output_device(), output_dtype())
-        return io.NodeOutput(out, ui=grid_ui(out, plan, min(steps, end_at_step) if denoise > 0 else 0, cls, samples))
+        return io.NodeOutput(out, ui=grid_ui(out, plan, steps_run(steps, end_percent) if denoise > 0 else 0, cls,
+                                             samples))
 
 
 def check_model(model) -> LPIPModelHandle:
@@ -168,7 +170,7 @@ def check_model(model) -> LPIPModelHandle:
 def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: int, eta: float, patch_size: int,
                  stride: int, fusion: str, max_patch_batch: int, upsampled: bool,
                  denoise: float = RECOMMENDED_DENOISE, samples: int = 1,
-                 end_at_step: int = END_AT_LAST_STEP) -> tuple[torch.Tensor, SamplingPlan]:
+                 end_percent: float = RECOMMENDED_END_PERCENT) -> tuple[torch.Tensor, SamplingPlan]:
     """Restore core images [B, 3, h, w] in one `restore` call (image i with seed + i, the patches of
     all images in shared UNet calls) under ComfyUI's control: progress with a preview of the batch
     per step, cancel between UNet calls, the patch batch halved on out-of-memory. Returns the
@@ -179,7 +181,7 @@ def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: i
     patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
     net = model.load(working_memory(config, frames, out_h, out_w, patch, stride, fusion, max_patch_batch,
                                     model.dtype))
-    pbar = comfy.utils.ProgressBar(min(steps, end_at_step) * samples)
+    pbar = comfy.utils.ProgressBar(steps_run(steps, end_percent) * samples)
     preview_px = getattr(comfy_args, "preview_size", 512)
 
     def on_step(step, total, x0):  # progress + preview; also a cancel point
@@ -191,7 +193,7 @@ def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: i
         try:
             return restore(net, x, steps=steps, eta=eta, patch=patch, stride=stride, fusion=fusion, max_batch=chunk,
                            seed=seed, callback=on_step, cancel=mm.processing_interrupted, upsampled=upsampled,
-                           denoise=denoise, samples=samples, end_at_step=end_at_step)
+                           denoise=denoise, samples=samples, end_percent=end_percent)
         except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
             mm.throw_exception_if_processing_interrupted()
             raise mm.InterruptProcessingException() from None

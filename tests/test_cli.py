@@ -8,6 +8,7 @@ from PIL import Image
 
 import lpip_core
 from lpip_core.cli import main
+from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.files import read_image, write_image
 from lpip_core.resize import resize
 
@@ -67,7 +68,7 @@ def test_restore_writes_one_upscaled_png_per_input(model_path, lq_faces, tmp_pat
 def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "2",
-                 "--samples", "2", "-q"]) == 0
+                 "--samples", "2", "--end-percent", "1", "-q"]) == 0
     expected = lpip_core.restore(lpip_core.load_model(model_path), read_image(lq_faces[0]), steps=2, samples=2)
     written = read_image(out / "hopper.png")
     assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6  # the 8-bit PNG of the two-sample mean
@@ -77,17 +78,21 @@ def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path,
     assert not list((tmp_path / "bad").glob("*.png"))
 
 
-def test_restore_end_at_step_writes_that_steps_estimate_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "3",
-                 "--end-at-step", "2", "-q"]) == 0
+def test_restore_ends_at_the_recommended_share_by_default_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
+    """The CLI's default is RECOMMENDED_END_PERCENT (restore's own is the paper's 1.0); --end-percent 1
+    is the paper."""
     model, lq = lpip_core.load_model(model_path), read_image(lq_faces[0])
-    expected = lpip_core.restore(model, lq, steps=3, end_at_step=2)
-    assert (read_image(out / "hopper.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
-    assert (expected - lpip_core.restore(model, lq, steps=3)).abs().max() > 2 / 255
+    for flags, end in (([], RECOMMENDED_END_PERCENT), (["--end-percent", "1"], 1.0), (["--end-percent", "0.34"], 0.34)):
+        out = tmp_path / f"out{end}"
+        assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "3", "-q",
+                     *flags]) == 0
+        expected = lpip_core.restore(model, lq, steps=3, end_percent=end)
+        assert (read_image(out / "hopper.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+    ended, full = (lpip_core.restore(model, lq, steps=3, end_percent=end) for end in (0.34, 1.0))
+    assert (ended - full).abs().max() > 2 / 255
     assert main(["restore", str(lq_faces[0]), "-o", str(tmp_path / "bad"), "--model", str(model_path),
-                 "--end-at-step", "0", "-q"]) == 2
-    one_line_error(capsys, "end_at_step must be an integer in >= 1")
+                 "--end-percent", "0", "-q"]) == 2
+    one_line_error(capsys, "end_percent must be a number in (0, 1]")
     assert not list((tmp_path / "bad").glob("*.png"))
 
 

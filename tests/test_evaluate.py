@@ -241,20 +241,25 @@ def test_samples_averages_every_diffusion_method(setup, tmp_path):
         evaluate(model_path, data, out_dir=tmp_path / "x", samples=0, progress=False)
 
 
-def test_end_at_step_ends_every_diffusion_method_early(setup, tmp_path):
-    """end_at_step=1 of 2 steps: the LPIP-Diff row is restore's result ending there (checked on one
-    face, computed here), and the setting is in the settings, the command and the caption."""
+def test_end_percent_ends_every_diffusion_method_early(setup, tmp_path):
+    """end_percent=0.5 of 2 steps: the LPIP-Diff row is restore's result ending after step 1 (checked
+    on one face, computed here), and the setting is in the settings, the command and the caption;
+    1 runs every step (the paper) and says nothing."""
     root, data, model_path = setup
     results = evaluate(model_path, data, out_dir=tmp_path / "e", protocols=["clean"], fusions=("mean",), steps=2,
-                       end_at_step=1, patch_factors=(), grid_faces=0, progress=False)
-    assert results["settings"]["end_at_step"] == 1 and "end_at_step=1" in results["command"]
-    assert "ending at step 1 (its estimate of the clean face)" in (tmp_path / "e" / "protocols.md").read_text()
+                       end_percent=0.5, patch_factors=(), grid_faces=0, progress=False)
+    assert results["settings"]["end_percent"] == 0.5 and "end_percent=0.5" in results["command"]
+    assert "ending at 0.5 of the steps (step 1: its estimate of the clean face)" in \
+        (tmp_path / "e" / "protocols.md").read_text()
     hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
     lq = (resize(hq, (16, 16)) * 255).round() / 255
     model = lpip_core.load_model(model_path)
-    ended, full = (lpip_core.restore(model, lq, steps=2, seed=1, end_at_step=e) for e in (1, None))
+    ended, full = (lpip_core.restore(model, lq, steps=2, seed=1, end_percent=e) for e in (0.5, 1.0))
     row = next(r for r in read_rows(tmp_path / "e") if r["method"] == "lpip-mean" and r["face"].startswith("hop"))
     assert float(row["psnr"]) == pytest.approx(lpip_core.psnr((ended * 255).round() / 255, hq).item(), abs=1e-3)
     assert float(row["psnr"]) != pytest.approx(lpip_core.psnr((full * 255).round() / 255, hq).item(), abs=1e-3)
-    with pytest.raises(ValueError, match="end_at_step must be an integer in >= 1"):
-        evaluate(model_path, data, out_dir=tmp_path / "x", end_at_step=0, progress=False)
+    evaluate(model_path, data, out_dir=tmp_path / "p", protocols=["clean"], fusions=("mean",), steps=2,
+             end_percent=1.0, patch_factors=(), grid_faces=0, progress=False)
+    assert "ending at" not in (tmp_path / "p" / "protocols.md").read_text()
+    with pytest.raises(ValueError, match=r"end_percent must be a number in \(0, 1\]"):
+        evaluate(model_path, data, out_dir=tmp_path / "x", end_percent=0, progress=False)

@@ -8,7 +8,7 @@ from lpip_core import SamplingCancelled, restore
 from lpip_core.method.patches import patch_grid
 from lpip_core.method import restoration
 from lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, auto_max_batch, denoised_timesteps,
-                                             memory_estimate, plan_sampling)
+                                             memory_estimate, plan_sampling, steps_run)
 from lpip_core.method.sampler import FusedEps, sample_ddim
 from lpip_core.method.schedule import NoiseSchedule
 from lpip_core.resize import resize
@@ -282,33 +282,38 @@ def test_lower_denoise_stays_closer_to_the_lq():
     assert drift[0] < drift[1] < drift[2], drift
 
 
-# --- end_at_step (stop early, return the estimate of the clean image) ---
+# --- end_percent (stop early, return the estimate of the clean image) ---
 
-def test_end_at_step_past_the_last_step_is_the_unchanged_sampler_bit_for_bit():
+def test_end_percent_1_and_shares_that_round_to_every_step_are_the_unchanged_sampler_bit_for_bit():
     lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     default, _ = _restore_toy(lq)
-    for end in (5, 6, 10000):
-        assert torch.equal(_restore_toy(lq, end_at_step=end)[0], default)
+    for end in (1.0, 1, 0.95):  # 0.95 of 5 steps rounds to 5
+        assert torch.equal(_restore_toy(lq, end_percent=end)[0], default)
+
+
+def test_steps_run_rounds_the_share_half_up_and_runs_at_least_one_step():
+    assert [steps_run(25, 0.6), steps_run(50, 0.6), steps_run(10, 0.6), steps_run(3, 0.5), steps_run(5, 0.01)] == \
+        [15, 30, 6, 2, 1]
 
 
 @pytest.mark.parametrize("denoise", [1.0, 0.6])
-def test_end_at_step_returns_that_steps_clean_estimate_after_that_many_unet_steps(model, denoise):
-    """Ending at step k runs the first k steps of the full run unchanged, and returns the x0
-    estimate that the full run reports at step k (KSamplerAdvanced without leftover noise)."""
+def test_end_percent_returns_that_steps_clean_estimate_after_that_many_unet_steps(model, denoise):
+    """Ending at 0.6 of 5 steps runs the first 3 steps of the full run unchanged, and returns the x0
+    estimate that the full run reports at step 3 (KSamplerAdvanced without leftover noise)."""
     lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     estimates, ended_at = {}, []
     full = restore(model, lq, steps=5, seed=2, denoise=denoise, callback=lambda i, n, x0: estimates.setdefault(i, x0))
-    ended = restore(model, lq, steps=5, seed=2, denoise=denoise, end_at_step=3,
+    ended = restore(model, lq, steps=5, seed=2, denoise=denoise, end_percent=0.6,
                     callback=lambda i, n, x0: ended_at.append((i, n)))
     assert ended_at == [(1, 3), (2, 3), (3, 3)]  # three steps run, progress out of three
     assert torch.equal(ended, estimates[3].clamp(0, 1))
     assert not torch.allclose(ended, full, atol=1e-3)
 
 
-def test_end_at_step_bad_values_are_refused():
-    for bad in (0, -1, 2.5, True, "3"):
-        with pytest.raises(ValueError, match="end_at_step must be an integer in >= 1"):
-            restore(RecordingEps(), torch.rand(1, 3, 8, 8), scale=2, patch=8, end_at_step=bad)
+def test_end_percent_bad_values_are_refused():
+    for bad in (0, -0.5, 1.01, float("nan"), True, "0.6"):
+        with pytest.raises(ValueError, match=r"end_percent must be a number in \(0, 1\]"):
+            restore(RecordingEps(), torch.rand(1, 3, 8, 8), scale=2, patch=8, end_percent=bad)
 
 
 # --- samples (the mean of several samples) ---

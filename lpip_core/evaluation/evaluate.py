@@ -33,11 +33,11 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_int, seed_for
+from ..checks import check_float, check_int, seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
-from ..method.restoration import restore
+from ..method.restoration import RECOMMENDED_END_PERCENT, restore, steps_run
 from ..resize import resize
 from ..training.data import list_images, load_faces, read_split
 from .metrics import psnr, ssim
@@ -123,7 +123,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
              protocols: Sequence[str] | str = ("gfpgan512",), denoise: float = 1.0,
-             denoise_sweep: Sequence[float] = (), samples: int = 1, end_at_step: int | None = None,
+             denoise_sweep: Sequence[float] = (), samples: int = 1, end_percent: float = RECOMMENDED_END_PERCENT,
              scale: int | None = None,
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
@@ -138,7 +138,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     denoise: the denoise of every diffusion method of Tables I-III (1 = the paper).
     denoise_sweep: extra LPIP-Diff (mean) runs at these denoise values, under every protocol.
     samples: every diffusion method restores as the mean of this many samples (1 = the paper).
-    end_at_step: every diffusion method stops after this many steps (None = every step, the paper).
+    end_percent: every diffusion method stops after this share of the steps (restore's meaning;
+        default: the node's and the CLI's, so that the scores are what a user gets; 1 = the paper).
     scale: must equal the model's scale if given (a checkpoint restores one scale).
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
@@ -152,8 +153,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
     check_int("samples", samples, 1, 16)
-    if end_at_step is not None:
-        check_int("end_at_step", end_at_step, 1)
+    check_float("end_percent", end_percent, 0, 1, open_low=True)
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
         raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
@@ -219,7 +219,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                         out = restore(model, lq_i, steps=steps, seed=seed_for(seed, i), max_batch=max_batch,
                                       whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
                                       fusion=method.fusion, denoise=method.denoise, samples=method.samples,
-                                      end_at_step=end_at_step)
+                                      end_percent=end_percent)
                     seconds = time.perf_counter() - tic
                     out = _to_8bit(out)
                     embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
@@ -244,11 +244,11 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
 
     results = {
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
-                                           protocols, denoise, samples, end_at_step),
+                                           protocols, denoise, samples, end_percent),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
                      "out_dir": str(out_dir), "scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
                      "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
-                     "samples": samples, "end_at_step": end_at_step,
+                     "samples": samples, "end_percent": end_percent,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
                      "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
                      "max_batch": max_batch, "device": str(device)},
@@ -326,13 +326,12 @@ def _machine(device) -> dict:
 
 
 def _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit, protocols, denoise,
-                 samples, end_at_step) -> str:
+                 samples, end_percent) -> str:
     args = [f"{str(model_path)!r}", f"{str(data_dir)!r}", f"out_dir={str(out_dir)!r}",
             f"protocols={list(protocols)!r}", f"denoise={denoise:g}", f"samples={samples}", f"steps={steps}",
-            f"seed={seed}"] + (
+            f"seed={seed}", f"end_percent={end_percent:g}"] + (
         [f"scale={scale}"] if scale else []) + ([f"holdout={str(holdout)!r}"] if holdout else []) + (
-        [f"faces_limit={faces_limit}"] if faces_limit else []) + (
-        [f"end_at_step={end_at_step}"] if end_at_step else [])
+        [f"faces_limit={faces_limit}"] if faces_limit else [])
     return f"lpip_core.evaluation.evaluate.evaluate({', '.join(args)})"
 
 
@@ -390,8 +389,9 @@ def _caption(results: dict) -> str:
         if f["skipped_too_small_or_no_face"] else ""
     which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
     averaged = "" if s["samples"] == 1 else f", each diffusion result the mean of {s['samples']} samples"
-    ended = "" if not s.get("end_at_step") or s["end_at_step"] >= s["steps"] else \
-        f", ending at step {s['end_at_step']} (its estimate of the clean face)"
+    end = s.get("end_percent", 1)
+    ended = "" if steps_run(s["steps"], end) >= s["steps"] else \
+        f", ending at {end:g} of the steps (step {steps_run(s['steps'], end)}: its estimate of the clean face)"
     return (
         f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, seed {s['seed']}, "
         f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}{ended}{averaged}. "

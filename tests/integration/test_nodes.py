@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lpip_core.method.restoration import RECOMMENDED_DENOISE
+from lpip_core.method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from tools.comfyui import PACK_NAME, REPO_ROOT, ExecutionFailed, Interrupted, PromptRejected, apply_sets, ui_to_api
 
 NODE_IDS = ["LoadLPIPModel", "LPIPPatchFusedSampler", "LPIPRestoreFaces", "LPIPDegradeFace", "LPIPFaceCropAlign",
@@ -140,6 +140,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert s["eta"][1]["default"] == 0.0 and s["patch_size"][1]["default"] == 0 and s["stride"][1]["default"] == 0
     assert s["fusion"][1]["options"] == ["mean", "median", "gaussian"] and s["fusion"][1]["default"] == "mean"
     assert s["max_patch_batch"][1]["default"] == 512
+    end = info["LPIPPatchFusedSampler"]["input"]["optional"]["end_percent"][1]
+    assert (end["default"], end["min"], end["max"]) == (RECOMMENDED_END_PERCENT, 0.01, 1.0)
     assert s["input_is"][1]["options"] == ["low_resolution", "already_upscaled"]
     assert s["seed"][1]["control_after_generate"] is True
 
@@ -163,7 +165,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
-    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_at_step"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -229,8 +231,9 @@ def test_restore_batch_in_one_pass_seeds_and_sizes(comfy_server, tiny_checkpoint
 def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     """denoise 0 returns the bicubic upscale (the same pixels as ImageScale's bicubic, to 8-bit
     rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error. samples=2 is
-    the mean of the restorations at seed and seed + 1000. end_at_step=2 of 4 steps is the core's
-    result (that step's clean estimate) and the node's line counts two steps; 0 is a clear error."""
+    the mean of the restorations at seed and seed + 1000. end_percent=0.5 of 4 steps is the core's
+    result (step 2's clean estimate) and the node's line counts two steps; without end_percent the
+    node ends at RECOMMENDED_END_PERCENT, with 1 it runs every step (the paper); 0 is a clear error."""
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
               "3": sampler(["1", 0], ["2", 0], denoise=0.0), "4": save(["3", 0], "denoise/zero"),
@@ -239,7 +242,9 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
               "9": sampler(["1", 0], ["2", 0]), "10": save(["9", 0], "denoise/default"),
               "11": sampler(["1", 0], ["2", 0], seed=1000), "12": save(["11", 0], "denoise/seed1000"),
               "13": sampler(["1", 0], ["2", 0], samples=2), "14": save(["13", 0], "denoise/samples2"),
-              "15": sampler(["1", 0], ["2", 0], steps=4, end_at_step=2), "16": save(["15", 0], "denoise/end2")}
+              "15": sampler(["1", 0], ["2", 0], steps=4, end_percent=0.5), "16": save(["15", 0], "denoise/end2"),
+              "17": sampler(["1", 0], ["2", 0], steps=4, end_percent=1.0), "18": save(["17", 0], "denoise/paper"),
+              "19": sampler(["1", 0], ["2", 0], steps=4), "20": save(["19", 0], "denoise/end_default")}
     entry = comfy_server.run(prompt, timeout=120)
     zero, half, one, default, other, mean2 = (read_images(comfy_server, entry, n)[0].astype(int)
                                               for n in ("4", "6", "8", "10", "12", "14"))
@@ -251,9 +256,10 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
 
     lq = read_image(comfy_server.input_dir / lq_faces["a"])
     core = load_core_model(comfy_server.models_dir / "lpip_diff" / tiny_checkpoint)
-    ended = (restore(core, lq, steps=4, end_at_step=2)[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
-    assert np.abs(read_images(comfy_server, entry, "16")[0].astype(int) - ended).max() <= 1
-    assert entry["outputs"]["15"]["lpip_grid"][0]["steps"] == 2
+    for node, end in (("16", 0.5), ("18", 1.0), ("20", RECOMMENDED_END_PERCENT)):
+        ended = (restore(core, lq, steps=4, end_percent=end)[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+        assert np.abs(read_images(comfy_server, entry, node)[0].astype(int) - ended).max() <= 1, node
+    assert [entry["outputs"][n]["lpip_grid"][0]["steps"] for n in ("15", "17", "19")] == [2, 4, 2]
     bicubic = (resize(lq, (64, 64))[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
     assert np.abs(zero - bicubic).max() <= 1
     assert np.abs(half - zero).mean() < np.abs(one - zero).mean()
@@ -263,8 +269,8 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
            "3": sampler(["1", 0], ["2", 0], denoise=1.5), "4": save(["3", 0], "denoise/bad")}
     with pytest.raises(PromptRejected, match="denoise"):  # ComfyUI checks the input's range at queue time
         comfy_server.queue(bad)
-    bad["3"] = sampler(["1", 0], ["2", 0], end_at_step=0)
-    with pytest.raises(PromptRejected, match="end_at_step"):
+    bad["3"] = sampler(["1", 0], ["2", 0], end_percent=0)
+    with pytest.raises(PromptRejected, match="end_percent"):
         comfy_server.queue(bad)
 
 
@@ -283,7 +289,7 @@ def test_progress_and_preview_for_every_step(comfy_server, comfy_ws, tiny_checkp
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": frames,
                                                           "color": 0x405060}},
-              "3": sampler(["1", 0], ["2", 0], steps=steps, seed=int(time.time()) % 1000),
+              "3": sampler(["1", 0], ["2", 0], steps=steps, seed=int(time.time()) % 1000, end_percent=1.0),
               "4": save(["3", 0], "sampler/progress")}
     pid = comfy_server.queue(prompt, client_id=comfy_ws.client_id)
     comfy_server.wait(pid, timeout=60)
@@ -697,7 +703,7 @@ def test_sampler_reports_its_patch_grid(comfy_server, tiny_checkpoint, lq_faces)
     patch 16, stride 8 -> 7 x 7 = 49 patches per step; max_patch_batch 5 -> 10 UNet calls per step."""
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
-              "3": sampler(["1", 0], ["2", 0], steps=2, max_patch_batch=5),
+              "3": sampler(["1", 0], ["2", 0], steps=2, max_patch_batch=5, end_percent=1.0),
               "4": save(["3", 0], "sampler/grid")}
     out = comfy_server.run(prompt, timeout=120)["outputs"]["3"]
     grid, = out["lpip_grid"]

@@ -1,13 +1,13 @@
 """Where should sampling end? Scores of each step's estimate of the clean face, under every protocol.
 
-    python -m tools.end_at_step_study --model models/lpip_x4_64.safetensors \
+    python -m tools.ending_early_study --model models/lpip_x4_64.safetensors \
         --data ../shared/faces/aligned512 --holdout models/holdout.txt --faces 12 --out DIR
 
 Each held-out face is degraded by each protocol (as `lpip-diff evaluate` does, same seeds) and
-restored once with every step; the x0 estimate after step k is exactly what `end_at_step=k`
-returns, so one run scores every end step. PSNR / SSIM / ID Sim (dlib, the ground truth's
-landmarks) of each step's estimate and of bicubic; writes end_at_step.md, end_at_step.json and
-end_at_step.png (each measure minus bicubic's, against the end step) to --out. Needs the face
+restored once with every step; the x0 estimate after step k is exactly what restore returns
+when `end_percent` rounds to k of the steps, so one run scores every end. PSNR / SSIM / ID Sim (dlib, the ground truth's
+landmarks) of each step's estimate and of bicubic; writes ending_early.md, ending_early.json and
+ending_early.png (each measure minus bicubic's, against end_percent) to --out. Needs the face
 photos; never used by the tests.
 """
 from __future__ import annotations
@@ -59,9 +59,9 @@ def study(model_path: Path, data: Path, holdout: Path | None, steps: int, limit:
 
 def table(result: dict, shown: list[int]) -> str:
     lines = [f"Model `{result['model']}`, {result['faces']} held-out faces, {result['steps']} DDIM steps, seed "
-             f"{result['seed']}. PSNR / SSIM / ID Sim (dlib) of the estimate after step k (= `end_at_step` k) and "
-             "of bicubic; ✓: all three above bicubic.", "",
-             "| protocol | bicubic | " + " | ".join(f"end {k}" for k in shown) + " |",
+             f"{result['seed']}. PSNR / SSIM / ID Sim (dlib) of the estimate after step k (`end_percent` k / "
+             f"{result['steps']}) and of bicubic; ✓: all three above bicubic.", "",
+             "| protocol | bicubic | " + " | ".join(f"end {k / result['steps']:g}" for k in shown) + " |",
              "|---|---|" + "---|" * len(shown)]
     for protocol, rows in result["means"].items():
         bic = rows["bicubic"]
@@ -87,14 +87,14 @@ def plot(path: Path, result: dict) -> None:
         margins = {protocol: [rows[str(k)][measure] - rows["bicubic"][measure] for k in steps]
                    for protocol, rows in result["means"].items()}
         for protocol, margin in margins.items():
-            ax.plot(steps, margin, label=protocol)
+            ax.plot([k / result["steps"] for k in steps], margin, label=protocol)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xlabel("end_at_step")
+        ax.set_xlabel("end_percent")
         ax.set_title(f"{label} minus bicubic's")
         low = min(v for margin in margins.values() for k, v in zip(steps, margin) if k >= first)
         high = max(v for margin in margins.values() for v in margin)
         ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
-        ax.set_xlim(first, result["steps"])
+        ax.set_xlim(first / result["steps"], 1)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"x{result['scale']}, {result['model']}, {result['faces']} held-out faces: "
                  "ending early, each step's estimate against bicubic (above 0 = better)")
@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     parser.add_argument("--holdout", type=Path)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--faces", type=int, help="only the first N held-out faces (default all)")
-    parser.add_argument("--show", default="10,13,15,17,20,25", help="end steps in the table")
+    parser.add_argument("--show", default="10,13,15,17,20,25", help="end steps in the table (of --steps)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -120,10 +120,10 @@ def main(argv=None) -> None:
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(result, [int(k) for k in args.show.split(",")])
-    for name, content in (("end_at_step.md", text), ("end_at_step.json", json.dumps(result, indent=1))):
+    for name, content in (("ending_early.md", text), ("ending_early.json", json.dumps(result, indent=1))):
         with atomic_output(args.out / name) as tmp:
             tmp.write_text(content)
-    plot(args.out / "end_at_step.png", result)
+    plot(args.out / "ending_early.png", result)
     print(text)
 
 
