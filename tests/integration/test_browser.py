@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lpip_core.method.restoration import RECOMMENDED_END_PERCENT, steps_run
 from tools.browser import ComfyPage, chromium
 from tools.comfyui import LATEST_VERSION, REPO_ROOT
 
@@ -118,15 +119,15 @@ def test_template_runs_from_the_run_button(ui, comfy_server, title):
 
 @pytest.mark.timeout(600)
 def test_sampler_line_names_the_mean_of_samples(ui, comfy_server):
-    """With the sampler's samples widget at 2, the line counts a UNet call per step and sample and
-    says the result is the mean of 2 samples."""
+    """With the sampler's samples widget at 2 (and 4 steps, ending at the default 0.6: 2 run), the line
+    counts a UNet call per step run and sample and says the result is the mean of 2 samples."""
     workflow = json.loads((REPO_ROOT / "example_workflows" / "Upscale first, then restore in place.json").read_text())
     ui.close_dialogs()
     ui.js("(graph) => window.app.loadGraphData(graph)", workflow)  # as when a saved workflow is dropped
     ui.page.wait_for_function("() => window.app.graph.nodes.some(n => n.type === 'LPIPPatchFusedSampler')")
     node, = ui.node_ids("LPIPPatchFusedSampler")
     ui.js("""(id) => { const n = window.app.graph.getNodeById(id);
-              n.widgets.find(w => w.name === 'steps').value = 2;
+              n.widgets.find(w => w.name === 'steps').value = 4;
               n.widgets.find(w => w.name === 'samples').value = 2; }""", node)
     entry = ui.run(timeout=300)
     assert entry["status"]["status_str"] == "success"
@@ -161,12 +162,14 @@ def check_compare(ui: ComfyPage, entry: dict, title: str) -> None:
 
 def check_grid(ui: ComfyPage, entry: dict, title: str) -> None:
     """The sampler's line gives the plan of the run (lpip_x4_64: 64 px, patch 16, stride 8: 7 x 7
-    patches, one UNet call per step), and the toggle draws the grid over the result."""
+    patches, one UNet call per step run: the default ends at 0.6 of the steps), and the toggle draws
+    the grid over the result."""
     node, = ui.node_ids("LPIPPatchFusedSampler")
     ui.show_node(node)
     ui.page.wait_for_function("(id) => window.app.graph.getNodeById(id).lpipGrid.images.length", arg=node)
     info = ui.js("(id) => window.app.graph.getNodeById(id).lpipGrid.info.textContent", node)
-    assert info == f"patch 16 px, stride 8 px: 49 patches per step, {STEPS} UNet calls, {STEPS} steps"
+    run = steps_run(STEPS, RECOMMENDED_END_PERCENT)
+    assert info == f"patch 16 px, stride 8 px: 49 patches per step, {run} UNet calls, {run} steps"
     plain = canvas_pixels(ui, node, "patch_grid")
     ui.page.locator(".lpip-diff-grid-toggle").first.check()
     ui.page.wait_for_timeout(300)
