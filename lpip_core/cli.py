@@ -100,7 +100,6 @@ def _warn_if_not_a_face(path: Path, lq, config, upsampled: bool) -> None:
 def cmd_restore(args) -> None:
     from tqdm import tqdm
 
-    from .checks import check_float
     from .files import read_image
     from .method.checkpoint import load_model
     from .method.restoration import restore, steps_run
@@ -110,9 +109,8 @@ def cmd_restore(args) -> None:
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
     inputs = _read_all(args.inputs)
     plan = _plan_outputs(inputs, Path(args.out), [".png"])
-    check_float("end_percent", args.end_percent, 0, 1, open_low=True)  # before the progress bar counts its steps
+    total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples  # checks --end-percent first
     model = load_model(model_path, device=_device(args.device))
-    total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)

@@ -61,9 +61,9 @@ def _cases():
 @pytest.mark.parametrize(("name", "protocol", "end_percent"), list(_cases()))
 def test_restores_degraded_faces_better_than_bicubic(name, protocol, end_percent):
     """Three real faces degraded by each evaluation protocol to the model's LQ size: LPIP-Diff
-    (25 steps, the node's and CLI's default denoise, every step or ending at their default) beats bicubic
-    upsampling in mean PSNR, SSIM and ID Sim (dlib), as the model card's protocol table claims on
-    the held-out faces."""
+    (25 steps, the node's and CLI's default denoise, every step or ending at their default end_percent)
+    beats bicubic upsampling in mean PSNR, SSIM and ID Sim (dlib), as the model card's protocol table
+    claims on the held-out faces."""
     torch.set_num_threads(1)
     model = lpip_core.load_model(MODELS / f"{name}.safetensors")
     size, lq_side = model.config.hq_size, model.config.hq_size // model.config.scale

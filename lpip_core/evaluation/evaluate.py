@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_float, check_int, seed_for
+from ..checks import check_int, seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
@@ -153,7 +153,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
     check_int("samples", samples, 1, 16)
-    check_float("end_percent", end_percent, 0, 1, open_low=True)
+    steps_run(steps, end_percent)  # checks end_percent before any work
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
         raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
@@ -390,8 +390,8 @@ def _caption(results: dict) -> str:
     which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
     averaged = "" if s["samples"] == 1 else f", each diffusion result the mean of {s['samples']} samples"
     end = s.get("end_percent", 1)
-    ended = "" if steps_run(s["steps"], end) >= s["steps"] else \
-        f", ending at {end:g} of the steps (step {steps_run(s['steps'], end)}: its estimate of the clean face)"
+    run = steps_run(s["steps"], end)
+    ended = "" if run >= s["steps"] else f", ending at {end:g} of the steps (step {run}: its estimate of the clean face)"
     return (
         f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, seed {s['seed']}, "
         f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}{ended}{averaged}. "

@@ -193,7 +193,9 @@ def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spac
 
 
 def steps_run(steps: int, end_percent: float) -> int:
-    """How many of `steps` steps run when sampling ends at `end_percent` of them (at least one)."""
+    """How many of `steps` steps run when sampling ends at `end_percent` of them (rounded half up, at
+    least one); checks end_percent, so every caller refuses a bad value the same way."""
+    check_float("end_percent", end_percent, 0, 1, open_low=True)
     return max(1, int(end_percent * steps + 0.5))
 
 
@@ -331,7 +333,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
     check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)
-    check_float("end_percent", end_percent, 0, 1, open_low=True)
+    run = steps_run(steps, end_percent)
     if threads is not None:
         check_int("threads", threads, 1, 1024)
 
@@ -340,8 +342,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
                          device=lq.device)
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, plan.height, plan.width)
-    timesteps = denoised_timesteps(schedule, steps, denoise, spacing)[:steps_run(steps, end_percent)] \
-        if denoise > 0 else []
+    timesteps = denoised_timesteps(schedule, steps, denoise, spacing)[:run] if denoise > 0 else []
     passes = [(k, images) for k in range(samples) for images in plan.passes(lq.shape[0])]
     total = torch.zeros(lq.shape[0], 3, plan.height, plan.width, dtype=torch.float64, device=lq.device)
     with cpu_threads(plan.device, threads):
