@@ -15,8 +15,8 @@ def test_fully_convolutional_on_any_multiple_of_the_downsampling(size):
     assert net(x, x, torch.tensor([3.0, 700.0])).shape == (2, 3, *size)
 
 
-@pytest.mark.parametrize("preset,patch", [("small", 16), ("base", 32)])
-def test_shipped_presets_take_their_patch(preset, patch):
+@pytest.mark.parametrize("preset,patch", [("small", 16), ("base", 32), ("large", 16)])
+def test_presets_take_their_patch(preset, patch):
     net = ConditionalUNet(PRESETS[preset]).eval()
     x = torch.randn(1, 3, patch, patch)
     with torch.no_grad():
