@@ -6,8 +6,9 @@
 Each held-out face is degraded by each protocol (as `lpip-diff evaluate` does, same seeds) and
 restored once with every step; the x0 estimate after step k is exactly what restore returns
 when `end_percent` rounds to k of the steps, so one run scores every end. PSNR / SSIM / ID Sim
-(dlib, the ground truth's landmarks) of each step's estimate and of bicubic; writes ending_early.md, ending_early.json and
-ending_early.png (each measure minus bicubic's, against end_percent) to --out. Needs the face
+(dlib, the ground truth's landmarks) of each step's estimate and of bicubic; writes
+ending_early.md, ending_early.json and ending_early.png (each measure minus bicubic's, against
+end_percent) to --out. Needs the face
 photos; never used by the tests.
 """
 from __future__ import annotations
