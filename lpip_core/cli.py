@@ -103,6 +103,7 @@ def cmd_restore(args) -> None:
     from .files import read_image
     from .method.checkpoint import load_model
     from .method.restoration import restore, steps_run
+    from .resize import resize
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
@@ -111,6 +112,10 @@ def cmd_restore(args) -> None:
     plan = _plan_outputs(inputs, Path(args.out), [".png"])
     total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples  # checks --end-percent first
     model = load_model(model_path, device=_device(args.device))
+    scale = model.config.scale if args.scale is None else args.scale
+    if scale < 1 or scale % model.config.scale or (args.upsampled and scale != model.config.scale):
+        raise CliError(f"--scale must be the model's scale {model.config.scale} or a multiple of it (the rest by "
+                       f"bicubic; not with --upsampled), got {args.scale}")
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)
@@ -121,6 +126,8 @@ def cmd_restore(args) -> None:
                      patch=args.patch, stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
                      whole_image=args.whole_image, upsampled=args.upsampled,
                      callback=lambda i, n, x0: bar.update(1))
+        if not args.upsampled:
+            hq = resize(hq, (lq.shape[-2] * scale, lq.shape[-1] * scale))  # a no-op at the model's scale
         bar.write(str(_write(hq, target)))
     bar.close()
 
@@ -295,7 +302,8 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
     e.add_argument("--data", required=True, help="folder of aligned HQ faces")
     e.add_argument("--holdout", help="file listing the faces to evaluate (default: every image of --data)")
-    e.add_argument("--scale", type=int, help="must match the model's scale (a check)")
+    e.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it: judge the model followed "
+                   "by bicubic to that scale, e.g. --scale 8 with the x4 model")
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("--protocol", default="gfpgan512",
                    help=f"'all' or comma-separated names from {', '.join(PROTOCOLS)} (default gfpgan512)")
@@ -349,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fusion", choices=FUSIONS, default="mean", help="how overlapping estimates combine")
     r.add_argument("--whole-image", action="store_true", help="the SR3 baseline: one patch = the whole image")
     r.add_argument("--upsampled", action="store_true", help="inputs are already at the output size")
+    r.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it, the rest by bicubic: "
+                   "--scale 8 with the x4 model restores 16 px faces to 128 px (README 'x8 through x4')")
     r.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")

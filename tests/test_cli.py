@@ -65,6 +65,21 @@ def test_restore_writes_one_upscaled_png_per_input(model_path, lq_faces, tmp_pat
     assert Image.open(out / "hopper.png").size == (64, 64)
 
 
+def test_restore_scale_is_the_model_then_bicubic_and_refuses_other_scales(model_path, lq_faces, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "2",
+                 "--scale", "8", "-q"]) == 0
+    expected = resize(lpip_core.restore(lpip_core.load_model(model_path), read_image(lq_faces[0]), steps=2,
+                                        end_percent=RECOMMENDED_END_PERCENT), (128, 128))
+    written = read_image(out / "hopper.png")
+    assert written.shape[-2:] == (128, 128) and (written - expected).abs().max() <= 0.5 / 255 + 1e-6
+    for flags in (["--scale", "6"], ["--scale", "0"], ["--scale", "8", "--upsampled"]):
+        assert main(["restore", str(lq_faces[0]), "-o", str(tmp_path / "bad"), "--model", str(model_path),
+                     "-q", *flags]) == 2
+        one_line_error(capsys, "--scale must be the model's scale 4 or a multiple of it")
+    assert not list((tmp_path / "bad").glob("*.png"))
+
+
 def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(model_path), "--steps", "2",
@@ -228,8 +243,8 @@ def test_evaluate_writes_the_tables(model_path, hq_folder, tmp_path, capsys):
 def test_evaluate_bad_input_exits_2(model_path, hq_folder, tmp_path, capsys):
     out = tmp_path / "eval"
     base = ["evaluate", "--model", str(model_path), "--data", str(hq_folder), "--out", str(out), "-q"]
-    assert main([*base, "--scale", "8"]) == 2
-    one_line_error(capsys, "scale 8 does not match")
+    assert main([*base, "--scale", "6"]) == 2
+    one_line_error(capsys, "scale must be the model's scale 4 or a multiple of it", "got 6")
     assert main([*base, "--table2", "half"]) == 2
     one_line_error(capsys, "--table2")
     assert main([*base, "--holdout", str(tmp_path / "none.txt")]) == 2

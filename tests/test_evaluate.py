@@ -17,6 +17,7 @@ from PIL import Image
 
 import lpip_core
 from lpip_core.evaluation.evaluate import evaluate, plan_methods
+from lpip_core.evaluation.protocols import make_lq
 from lpip_core.files import read_image
 from lpip_core.resize import resize
 
@@ -102,6 +103,28 @@ def test_bicubic_scores_match_an_independent_computation(run):
         assert float(rows[f"{f}_aligned_128.png"]["ssim"]) == pytest.approx(expected_ssim[i].item(), abs=1e-4)
 
 
+def test_a_multiple_of_the_model_scale_is_judged_as_the_model_then_bicubic(setup, tmp_path):
+    """scale 8 with an x4 model: the faces are judged at 128 px, bicubic goes there from the LQ face in
+    one step and LPIP-Diff is the x4 restoration resized x2."""
+    root, data, model_path = setup
+    results = evaluate(model_path, data, out_dir=tmp_path / "c", scale=8, protocols=["clean"], steps=2,
+                       patch_factors=(), fusions=("mean",), grid_faces=0, progress=False)
+    assert (results["settings"]["scale"], results["settings"]["model_scale"], results["settings"]["hq_size"]) == \
+        (8, 4, 128)
+    assert "the x4 model's, then bicubic x2" in (tmp_path / "c" / "protocols.md").read_text()
+    hq = torch.cat([read_image(FIXTURES / f"{f}_aligned_128.png") for f in FACES])
+    lq = make_lq("clean", hq, 16)
+    model = lpip_core.load_model(model_path)
+    rows = {(r["face"], r["method"]): r for r in read_rows(tmp_path / "c")}
+    for i, f in enumerate(FACES):
+        restored = resize(lpip_core.restore(model, lq[i:i + 1], steps=2, seed=i, end_percent=results["settings"][
+            "end_percent"]), (128, 128))
+        for method, out in (("bicubic", resize(lq[i:i + 1], (128, 128))), ("lpip-mean", restored)):
+            out = (out * 255).round() / 255
+            assert float(rows[(f"{f}_aligned_128.png", method)]["psnr"]) == pytest.approx(
+                lpip_core.psnr(out, hq[i:i + 1]).item(), abs=1e-3)
+
+
 def table_rows(path):
     return [line for line in path.read_text().splitlines() if line.startswith("| ") and "---" not in line][1:]
 
@@ -163,8 +186,9 @@ def test_holdout_selects_faces_and_bad_arguments_are_named(setup, tmp_path):
     holdout.write_text("nobody.png\n")
     with pytest.raises(ValueError, match="not in"):
         evaluate(model_path, data, out_dir=tmp_path / "x", holdout=holdout, progress=False)
-    with pytest.raises(ValueError, match="scale 8 does not match the model's scale 4"):
-        evaluate(model_path, data, out_dir=tmp_path / "x", scale=8, progress=False)
+    for scale in (6, 2, 8.0):
+        with pytest.raises(ValueError, match="scale must be the model's scale 4 or a multiple of it"):
+            evaluate(model_path, data, out_dir=tmp_path / "x", scale=scale, progress=False)
     with pytest.raises(ValueError, match="steps"):
         evaluate(model_path, data, out_dir=tmp_path / "x", steps=0, progress=False)
     assert not (tmp_path / "x").exists()

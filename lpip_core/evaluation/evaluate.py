@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_int, seed_for
+from ..checks import check_int, seed_for, shown
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
@@ -140,7 +140,9 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     samples: every diffusion method restores as the mean of this many samples (1 = the paper).
     end_percent: every diffusion method stops after this share of the steps (restore's meaning;
         default: the node's and the CLI's, so that the scores are what a user gets; 1 = the paper).
-    scale: must equal the model's scale if given (a checkpoint restores one scale).
+    scale: the model's (default) or a multiple of it: the faces are judged at lq_size x scale, every
+        diffusion result resized there by bicubic (a cascade: x4 then x2 bicubic is an x8 restorer)
+        while bicubic goes there from the LQ face in one step.
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
     fusions: the LPIP-Diff fusions of Table I, mean first (without median there is no Table III).
@@ -166,9 +168,12 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     model = load_model(model_path, device=device)
     config = model.config
-    if scale is not None and scale != config.scale:
-        raise ValueError(f"scale {scale} does not match the model's scale {config.scale} ({model_path.name})")
-    hq_size, lq_size = config.hq_size, config.hq_size // config.scale
+    lq_size = config.hq_size // config.scale
+    scale = config.scale if scale is None else scale
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1 or scale % config.scale:
+        raise ValueError(f"scale must be the model's scale {config.scale} or a multiple of it (the rest by bicubic), "
+                         f"got {shown(scale)} ({model_path.name})")
+    hq_size = lq_size * scale
 
     include = None
     if holdout is not None:
@@ -220,6 +225,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                                       whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
                                       fusion=method.fusion, denoise=method.denoise, samples=method.samples,
                                       end_percent=end_percent)
+                        out = resize(out, (hq_size, hq_size))  # the cascade's bicubic part; a no-op at the model's scale
                     seconds = time.perf_counter() - tic
                     out = _to_8bit(out)
                     embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
@@ -246,7 +252,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
                                            protocols, denoise, samples, end_percent),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
-                     "out_dir": str(out_dir), "scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
+                     "out_dir": str(out_dir), "scale": scale, "model_scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
                      "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
                      "samples": samples, "end_percent": end_percent,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
@@ -392,8 +398,11 @@ def _caption(results: dict) -> str:
     end = s.get("end_percent", 1)
     run = steps_run(s["steps"], end)
     ended = "" if run >= s["steps"] else f", ending at {end:g} of the steps (step {run}: its estimate of the clean face)"
+    model_scale = s.get("model_scale", s["scale"])
+    cascade = "" if model_scale == s["scale"] else \
+        f"; each diffusion result: the x{model_scale} model's, then bicubic x{s['scale'] // model_scale}"
     return (
-        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px), {f['count']} {which}{skipped}, seed {s['seed']}, "
+        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px{cascade}), {f['count']} {which}{skipped}, seed {s['seed']}, "
         f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}{ended}{averaged}. "
         f"Model `{model['file']}` ({trained}). Each cell: mean ± standard deviation over faces. "
         f"PSNR / SSIM: BasicSR conventions (RGB, 8-bit, crop_border 0). ID Sim (dlib): cosine of dlib ResNet "
