@@ -26,6 +26,7 @@ from PIL import Image
 from lpip_core import load_model, psnr, restore, ssim
 from lpip_core.faces.identity import id_similarity
 from lpip_core.files import atomic_output, from_pil, to_pil
+from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.resize import resize
 from lpip_core.training.data import load_faces, read_split
 from lpip_core.training.degrade import DegradeParams, degrade
@@ -46,7 +47,8 @@ def shown_at(hq: torch.Tensor, n: int, degradation: str, seed: int) -> torch.Ten
 
 
 def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], denoises: list[float],
-          degradation: str, steps: int, limit: int | None = None, seed: int = 0) -> dict:
+          degradation: str, steps: int, limit: int | None = None, seed: int = 0,
+          end_percent: float = RECOMMENDED_END_PERCENT) -> dict:
     model = load_model(model_path)
     out_size, lq_size = model.config.hq_size, model.config.hq_size // model.config.scale
     include = read_split(holdout) if holdout else None
@@ -61,22 +63,24 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
                 "bicubic": resize(seen, (out_size, out_size)),
                 "lanczos": lanczos(seen, out_size),
                 "a: shrink to LQ, restore": restore(model, resize(seen, (lq_size, lq_size)), steps=steps,
-                                                    seed=seed + i),
+                                                    seed=seed + i, end_percent=end_percent),
             }
             for d in denoises:
                 methods[f"b: upscale, restore in place, denoise {d:g}"] = restore(
-                    model, resize(seen, (out_size, out_size)), upsampled=True, steps=steps, seed=seed + i, denoise=d)
+                    model, resize(seen, (out_size, out_size)), upsampled=True, steps=steps, seed=seed + i, denoise=d,
+                    end_percent=end_percent)
             for key, out in methods.items():
                 out = (out.clamp(0, 1) * 255).round() / 255
                 rows.append({"face": names[i], "size": n, "method": key, "psnr": psnr(out, truth).item(),
                              "ssim": ssim(out, truth).item(), "id_sim": id_similarity(out, truth).item()})
     return {"model": model_path.name, "output_size": out_size, "faces": len(names), "sizes": sizes,
-            "degradation": degradation, "steps": steps, "rows": rows}
+            "degradation": degradation, "steps": steps, "end_percent": end_percent, "rows": rows}
 
 
 def table(result: dict) -> str:
     lines = [f"Model `{result['model']}` ({result['output_size']} px out), {result['faces']} held-out faces shown "
-             f"at N px ({result['degradation']}), {result['steps']} steps. Mean PSNR / SSIM / ID Sim (dlib) "
+             f"at N px ({result['degradation']}), {result['steps']} steps ending at "
+             f"{result.get('end_percent', 1):g} of them. Mean PSNR / SSIM / ID Sim (dlib) "
              "against the ground truth at the output size; best per size in bold.", ""]
     methods = list(dict.fromkeys(r["method"] for r in result["rows"]))
     lines += ["| method | " + " | ".join(f"{n} px" for n in result["sizes"]) + " |",
@@ -104,13 +108,16 @@ def main(argv=None) -> None:
     parser.add_argument("--denoise", default="0.3,0.5,0.7")
     parser.add_argument("--degradation", choices=("clean", "lq-noise-jpeg"), default="clean")
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
+                        help=f"as restore's (default {RECOMMENDED_END_PERCENT:g}, the node's and the CLI's; 1: the paper)")
     parser.add_argument("--faces", type=int, help="only the first N held-out faces (default all)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
     result = study(args.model, args.data, args.holdout, [int(s) for s in args.sizes.split(",")],
-                   [float(d) for d in args.denoise.split(",")], args.degradation, args.steps, args.faces)
+                   [float(d) for d in args.denoise.split(",")], args.degradation, args.steps, args.faces,
+                   end_percent=args.end_percent)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(result)
