@@ -42,6 +42,17 @@ def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_l
     return tuple(value)
 
 
+def check_output_scale(scale, model_scale: int) -> int:
+    """A run's output scale: the model's (None) or a multiple of it, the rest by bicubic (README
+    "x8 through x4": the x4 model then bicubic x2 is the pack's most faithful x8 restorer)."""
+    if scale is None:
+        return model_scale
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1 or scale % model_scale:
+        raise ValueError(f"scale must be the model's scale {model_scale} or a multiple of it (the rest by bicubic), "
+                         f"got {shown(scale)}")
+    return scale
+
+
 def check_seed(seed, batch: int = 1) -> int:
     """A seed in 0..2**64 - 1 (KSampler's range); image b of a batch uses seed_for(seed, b)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:

@@ -100,6 +100,7 @@ def _warn_if_not_a_face(path: Path, lq, config, upsampled: bool) -> None:
 def cmd_restore(args) -> None:
     from tqdm import tqdm
 
+    from .checks import check_output_scale
     from .files import read_image
     from .method.checkpoint import load_model
     from .method.restoration import restore, steps_run
@@ -112,10 +113,9 @@ def cmd_restore(args) -> None:
     plan = _plan_outputs(inputs, Path(args.out), [".png"])
     total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples  # checks --end-percent first
     model = load_model(model_path, device=_device(args.device))
-    scale = model.config.scale if args.scale is None else args.scale
-    if scale < 1 or scale % model.config.scale or (args.upsampled and scale != model.config.scale):
-        raise CliError(f"--scale must be the model's scale {model.config.scale} or a multiple of it (the rest by "
-                       f"bicubic; not with --upsampled), got {args.scale}")
+    scale = check_output_scale(args.scale, model.config.scale)
+    if args.upsampled and scale != model.config.scale:
+        raise CliError("--scale: --upsampled inputs are restored at their own size, so --scale must be left out")
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)

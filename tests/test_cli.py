@@ -73,10 +73,11 @@ def test_restore_scale_is_the_model_then_bicubic_and_refuses_other_scales(model_
                                         end_percent=RECOMMENDED_END_PERCENT), (128, 128))
     written = read_image(out / "hopper.png")
     assert written.shape[-2:] == (128, 128) and (written - expected).abs().max() <= 0.5 / 255 + 1e-6
-    for flags in (["--scale", "6"], ["--scale", "0"], ["--scale", "8", "--upsampled"]):
+    for flags, needle in ((["--scale", "6"], "scale must be the model's scale 4 or a multiple of it"),
+                          (["--scale", "0"], "got 0"), (["--scale", "8", "--upsampled"], "--scale must be left out")):
         assert main(["restore", str(lq_faces[0]), "-o", str(tmp_path / "bad"), "--model", str(model_path),
                      "-q", *flags]) == 2
-        one_line_error(capsys, "--scale must be the model's scale 4 or a multiple of it")
+        one_line_error(capsys, needle)
     assert not list((tmp_path / "bad").glob("*.png"))
 
 

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_int, seed_for, shown
+from ..checks import check_int, check_output_scale, seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
@@ -168,11 +168,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     model = load_model(model_path, device=device)
     config = model.config
+    scale = check_output_scale(scale, config.scale)
     lq_size = config.hq_size // config.scale
-    scale = config.scale if scale is None else scale
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1 or scale % config.scale:
-        raise ValueError(f"scale must be the model's scale {config.scale} or a multiple of it (the rest by bicubic), "
-                         f"got {shown(scale)} ({model_path.name})")
     hq_size = lq_size * scale
 
     include = None
@@ -252,7 +249,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
                                            protocols, denoise, samples, end_percent),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
-                     "out_dir": str(out_dir), "scale": scale, "model_scale": config.scale, "hq_size": hq_size, "lq_size": lq_size,
+                     "out_dir": str(out_dir), "scale": scale, "model_scale": config.scale,
+                     "hq_size": hq_size, "lq_size": lq_size,
                      "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
                      "samples": samples, "end_percent": end_percent,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
