@@ -126,8 +126,8 @@ def cmd_restore(args) -> None:
                      patch=args.patch, stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
                      whole_image=args.whole_image, upsampled=args.upsampled,
                      callback=lambda i, n, x0: bar.update(1))
-        if not args.upsampled:
-            hq = resize(hq, (lq.shape[-2] * scale, lq.shape[-1] * scale))  # a no-op at the model's scale
+        if scale != model.config.scale:  # the rest of --scale by bicubic
+            hq = resize(hq, (lq.shape[-2] * scale, lq.shape[-1] * scale))
         bar.write(str(_write(hq, target)))
     bar.close()
 
@@ -302,8 +302,8 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
     e.add_argument("--data", required=True, help="folder of aligned HQ faces")
     e.add_argument("--holdout", help="file listing the faces to evaluate (default: every image of --data)")
-    e.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it: judge the model followed "
-                   "by bicubic to that scale, e.g. --scale 8 with the x4 model")
+    e.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it: judge the model "
+                   "followed by bicubic to that scale, e.g. --scale 8 with the x4 model")
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("--protocol", default="gfpgan512",
                    help=f"'all' or comma-separated names from {', '.join(PROTOCOLS)} (default gfpgan512)")

@@ -109,7 +109,7 @@ def test_a_multiple_of_the_model_scale_is_judged_as_the_model_then_bicubic(setup
     root, data, model_path = setup
     results = evaluate(model_path, data, out_dir=tmp_path / "c", scale=8, protocols=["clean"], steps=2,
                        patch_factors=(), fusions=("mean",), grid_faces=0, progress=False)
-    assert (results["settings"]["scale"], results["settings"]["model_scale"], results["settings"]["hq_size"]) == \
+    assert (results["settings"]["scale"], results["model"]["config"]["scale"], results["settings"]["hq_size"]) == \
         (8, 4, 128)
     assert "the x4 model's, then bicubic x2" in (tmp_path / "c" / "protocols.md").read_text()
     hq = torch.cat([read_image(FIXTURES / f"{f}_aligned_128.png") for f in FACES])

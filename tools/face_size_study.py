@@ -80,7 +80,7 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
 def table(result: dict) -> str:
     lines = [f"Model `{result['model']}` ({result['output_size']} px out), {result['faces']} held-out faces shown "
              f"at N px ({result['degradation']}), {result['steps']} steps ending at "
-             f"{result.get('end_percent', 1):g} of them. Mean PSNR / SSIM / ID Sim (dlib) "
+             f"{result['end_percent']:g} of them. Mean PSNR / SSIM / ID Sim (dlib) "
              "against the ground truth at the output size; best per size in bold.", ""]
     methods = list(dict.fromkeys(r["method"] for r in result["rows"]))
     lines += ["| method | " + " | ".join(f"{n} px" for n in result["sizes"]) + " |",
@@ -109,7 +109,8 @@ def main(argv=None) -> None:
     parser.add_argument("--degradation", choices=("clean", "lq-noise-jpeg"), default="clean")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
-                        help=f"as restore's (default {RECOMMENDED_END_PERCENT:g}, the node's and the CLI's; 1: the paper)")
+                        help=f"as restore's (default {RECOMMENDED_END_PERCENT:g}, the node's and the CLI's; "
+                             "1: the paper)")
     parser.add_argument("--faces", type=int, help="only the first N held-out faces (default all)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -222,7 +222,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                                       whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
                                       fusion=method.fusion, denoise=method.denoise, samples=method.samples,
                                       end_percent=end_percent)
-                        out = resize(out, (hq_size, hq_size))  # the cascade's bicubic part; a no-op at the model's scale
+                        out = resize(out, (hq_size, hq_size))  # the rest of `scale` by bicubic (else a no-op)
                     seconds = time.perf_counter() - tic
                     out = _to_8bit(out)
                     embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
@@ -249,8 +249,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
                                            protocols, denoise, samples, end_percent),
         "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
-                     "out_dir": str(out_dir), "scale": scale, "model_scale": config.scale,
-                     "hq_size": hq_size, "lq_size": lq_size,
+                     "out_dir": str(out_dir), "scale": scale, "hq_size": hq_size, "lq_size": lq_size,
                      "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
                      "samples": samples, "end_percent": end_percent,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
@@ -396,11 +395,12 @@ def _caption(results: dict) -> str:
     end = s.get("end_percent", 1)
     run = steps_run(s["steps"], end)
     ended = "" if run >= s["steps"] else f", ending at {end:g} of the steps (step {run}: its estimate of the clean face)"
-    model_scale = s.get("model_scale", s["scale"])
+    model_scale = model["config"]["scale"]
     cascade = "" if model_scale == s["scale"] else \
         f"; each diffusion result: the x{model_scale} model's, then bicubic x{s['scale'] // model_scale}"
     return (
-        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px{cascade}), {f['count']} {which}{skipped}, seed {s['seed']}, "
+        f"x{s['scale']} ({s['lq_size']} → {s['hq_size']} px{cascade}), {f['count']} {which}{skipped}, "
+        f"seed {s['seed']}, "
         f"{s['steps']} DDIM steps (eta 0), denoise {s['denoise']:g}{ended}{averaged}. "
         f"Model `{model['file']}` ({trained}). Each cell: mean ± standard deviation over faces. "
         f"PSNR / SSIM: BasicSR conventions (RGB, 8-bit, crop_border 0). ID Sim (dlib): cosine of dlib ResNet "
