@@ -253,7 +253,7 @@ def _train_parser(sub) -> None:
     t.add_argument("--data", required=True, help="folder of face images (searched recursively; FFHQ layout works)")
     t.add_argument("-o", "--out", required=True, help="the EMA model to write (.safetensors); the run's log, loss "
                                                       "plot and resume state go to <out without suffix>-train/")
-    t.add_argument("--scale", type=int, default=defaults["scale"], help="4, 8 or 16 (LQ side = hq-size / scale)")
+    t.add_argument("--scale", type=int, default=defaults["scale"], help="2, 4, 8 or 16 (LQ side = hq-size / scale)")
     t.add_argument("--hq-size", type=int, default=defaults["hq_size"], help="HQ face side: 64, 128 or 256")
     t.add_argument("--patch", type=int, help="training patch m (default hq-size / 4: the paper's 16/32/64)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"], help="UNet size")
@@ -263,7 +263,7 @@ def _train_parser(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue the earlier run from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="start over an earlier run (its model, log and state "
                                                            "are replaced); without it or --resume, train refuses")
-    t.add_argument("--init", help="start from this checkpoint's weights (same preset, scale and patch): fine-tuning")
+    t.add_argument("--init", help="start from this checkpoint's weights (same preset and patch; any scale): fine-tuning")
     t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
                    help="mix (default): the training mixture of README 'Degradation'; or one of its variants")
     t.add_argument("--no-augment", dest="augment", action="store_false",

@@ -407,9 +407,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
 
 def _load_init(model: LPIPModel, path: str, model_config: ModelConfig) -> None:
-    """Copy a checkpoint's weights into the fresh model; its UNet, scale and patch must match."""
+    """Copy a checkpoint's weights into the fresh model; its UNet and patch must match. The scale may
+    differ: the UNet sees the LQ face already resized to the HQ size, so an x4 model can start an x2."""
     source = load_model(path)
-    for field_name in ("unet", "scale", "patch"):
+    for field_name in ("unet", "patch"):
         if getattr(source.config, field_name) != getattr(model_config, field_name):
             raise ValueError(f"init: {path} has another {field_name} ({getattr(source.config, field_name)}) than "
                              f"this run ({getattr(model_config, field_name)})")
