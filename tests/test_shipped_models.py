@@ -43,7 +43,8 @@ def test_checkpoint_matches_its_name_size_and_card(name):
 # end_percent 1: every step (the paper); RECOMMENDED_END_PERCENT: the default ("Fidelity: ending early").
 SHORTFALLS = {(name, protocol, 1.0) for name in DEFAULTS
               for protocol in ("lq-noise-jpeg-medium", "lq-noise-jpeg-strong", "unseen")} | {
-    ("lpip_x8_128", "lq-noise-jpeg-strong", RECOMMENDED_END_PERCENT)}
+    ("lpip_x8_128", "lq-noise-jpeg-strong", RECOMMENDED_END_PERCENT),
+    ("lpip_x2_64", "clean", 1.0), ("lpip_x2_64", "unseen", 1.0), ("lpip_x2_64", "unseen", RECOMMENDED_END_PERCENT)}
 
 
 def _cases():
