@@ -6,7 +6,7 @@
 Each held-out face is shown at N px (its aligned crop shrunk with antialiasing, as Face Crop &
 Align cuts it from a photo; optionally with noise and JPEG at N px, `--degradation lq-noise-jpeg`)
 and brought to the model's output size by:
-  (a) shrink to the model's LQ size, restore (low_resolution input, the paper's path),
+  (a) resize to the model's LQ size, restore (low_resolution input, the paper's path),
   (b) bicubic to the output size, restore in place (already_upscaled) at each `--denoise`,
   (c) Lanczos to the output size; and bicubic as the reference.
 PSNR / SSIM / ID Sim (dlib) against the ground truth at the output size; writes face_size.md and
@@ -61,8 +61,8 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
             seen = shown_at(face[None], n, degradation, seed + i)
             methods = {
                 "bicubic": resize(seen, (out_size, out_size)),
-                "lanczos": lanczos(seen, out_size),
-                "a: shrink to LQ, restore": restore(model, resize(seen, (lq_size, lq_size)), steps=steps,
+                "Lanczos": lanczos(seen, out_size),
+                f"a: resize to {lq_size} px, restore": restore(model, resize(seen, (lq_size, lq_size)), steps=steps,
                                                     seed=seed + i, end_percent=end_percent),
             }
             for d in denoises:
