@@ -62,8 +62,8 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
             methods = {
                 "bicubic": resize(seen, (out_size, out_size)),
                 "Lanczos": lanczos(seen, out_size),
-                f"a: resize to {lq_size} px, restore": restore(model, resize(seen, (lq_size, lq_size)), steps=steps,
-                                                    seed=seed + i, end_percent=end_percent),
+                f"a: resize to {lq_size} px, restore": restore(
+                    model, resize(seen, (lq_size, lq_size)), steps=steps, seed=seed + i, end_percent=end_percent),
             }
             for d in denoises:
                 methods[f"b: upscale, restore in place, denoise {d:g}"] = restore(
