@@ -111,8 +111,10 @@ def cmd_restore(args) -> None:
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
     inputs = _read_all(args.inputs)
     plan = _plan_outputs(inputs, Path(args.out), [".png"])
-    total = len(inputs) * steps_run(args.steps, args.end_percent) * args.samples  # checks --end-percent first
+    run = steps_run(args.steps, args.end_percent)  # checks --end-percent before loading
     model = load_model(model_path, device=_device(args.device))
+    samples = model.config.samples if args.samples is None else args.samples
+    total = len(inputs) * run * samples
     scale = check_output_scale(args.scale, model.config.scale)
     if args.upsampled and scale != model.config.scale:
         raise CliError("--scale: --upsampled inputs are restored at their own size, so --scale must be left out")
@@ -121,7 +123,7 @@ def cmd_restore(args) -> None:
         lq = read_image(path)
         _warn_if_not_a_face(path, lq, model.config, args.upsampled)
         bar.set_description(path.name)
-        hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=args.samples,
+        hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=samples,
                      end_percent=args.end_percent,
                      patch=args.patch, stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
                      whole_image=args.whole_image, upsampled=args.upsampled,
@@ -311,8 +313,9 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--denoise", type=float, default=1.0, help="denoise of the diffusion methods (default 1: the paper)")
     e.add_argument("--denoise-sweep", default="",
                    help="also run LPIP-Diff (mean) at these comma-separated denoise values, e.g. 0.3,0.5,0.7,1")
-    e.add_argument("--samples", type=int, default=1,
-                   help="each diffusion method restores as the mean of this many samples (default 1: the paper)")
+    e.add_argument("--samples", type=int,
+                   help="each diffusion method restores as the mean of this many samples (default: the model's, "
+                        "1 = the paper, 2 for lpip_x8_128)")
     e.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
                    help="the diffusion methods stop after this share of the steps and return that step's "
                         f"estimate (default {RECOMMENDED_END_PERCENT:g}, as restore; 1: every step, the paper)")
@@ -345,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eta", type=float, default=0.0, help="DDIM eta, 0 = deterministic (default 0)")
     r.add_argument("--denoise", type=float, default=RECOMMENDED_DENOISE,
                    help=f"1 = from pure noise (the paper); lower keeps more of the input (default {RECOMMENDED_DENOISE})")
-    r.add_argument("--samples", type=int, default=1,
+    r.add_argument("--samples", type=int,
                    help="return the mean of this many samples: higher PSNR/SSIM, a little softer, N times "
-                        "the time (default 1: the paper)")
+                        "the time (default: the model's, 1 = the paper, 2 for lpip_x8_128)")
     r.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
                    help="stop after this share of the steps and return that step's estimate of the clean face "
                         f"(default {RECOMMENDED_END_PERCENT:g}: the most faithful, measured; 1: every step, the "

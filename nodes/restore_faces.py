@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..lpip_core.faces.detect import SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
+from ..lpip_core.method.model import MAX_SAMPLES
 from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
@@ -60,9 +61,10 @@ class RestoreFaces(io.ComfyNode):
                                        "original, 0 = the original image."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional: restore only faces that lie mostly inside this mask."),
-                io.Int.Input("samples", default=1, min=1, max=16, optional=True,
+                io.Int.Input("samples", default=0, min=0, max=MAX_SAMPLES, optional=True,
                              tooltip="As in the Patch-Fused Sampler: the mean of this many restorations of "
-                                     "each face (more faithful, a little softer, `samples` times the time)."),
+                                     "each face (more faithful, a little softer, `samples` times the time); "
+                                     "0 = the model's default (2 for lpip_x8_128, else 1)."),
                 io.Float.Input("end_percent", default=RECOMMENDED_END_PERCENT, min=0.01, max=1.0, step=0.01,
                                optional=True,
                                tooltip="As in the Patch-Fused Sampler: stop after this share of the steps and "
@@ -80,7 +82,7 @@ class RestoreFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
-                strength, mask=None, samples=1, end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
+                strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")

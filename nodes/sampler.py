@@ -11,6 +11,7 @@ from comfy_api.latest import io
 
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import tile, to_pil
+from ..lpip_core.method.model import MAX_SAMPLES
 from ..lpip_core.method.patches import FUSIONS, count_starts
 from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT,
                                             SAMPLE_SEED_STRIDE, SamplingPlan, memory_estimate, plan_sampling,
@@ -99,7 +100,7 @@ class PatchFusedSampler(io.ComfyNode):
                                        "noise at every step (more varied texture)."),
                 io.Int.Input("patch_size", default=0, min=0, max=4096, step=1,
                              tooltip="Side of the sampling patches in output pixels; 0 = the model's "
-                                     "training patch (e.g. 16 for x4, 32 for x8). Must be a multiple of the "
+                                     "training patch (16 for every shipped model). Must be a multiple of the "
                                      "UNet's down-sampling and fit in the output image."),
                 io.Int.Input("stride", default=0, min=0, max=4096, step=1,
                              tooltip="Step between patches in output pixels; 0 = half the patch (the "
@@ -122,10 +123,11 @@ class PatchFusedSampler(io.ComfyNode):
                                        "of it (more faithful, less invented detail); 0 returns the upscaled "
                                        "input. The number of steps run stays `steps`.",
                                optional=True),
-                io.Int.Input("samples", default=1, min=1, max=16,
+                io.Int.Input("samples", default=0, min=0, max=MAX_SAMPLES,
                              tooltip=f"Restore each image this many times (seeds seed + i + {SAMPLE_SEED_STRIDE} k) and return "
                                      "the mean: a more faithful face (higher PSNR/SSIM), a little softer, at "
-                                     "`samples` times the time. 1 = the paper.", optional=True),
+                                     "`samples` times the time. 0 = the model's default (1, the paper; 2 for "
+                                     "lpip_x8_128, which needs two to beat bicubic).", optional=True),
                 io.Float.Input("end_percent", default=RECOMMENDED_END_PERCENT, min=0.01, max=1.0, step=0.01,
                                tooltip="Stop after this share of the steps and return that step's estimate of "
                                        "the clean face (KSamplerAdvanced's end_at_step with no leftover noise, "
@@ -140,7 +142,7 @@ class PatchFusedSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
-                input_is=LOW_RES, denoise=RECOMMENDED_DENOISE, samples=1,
+                input_is=LOW_RES, denoise=RECOMMENDED_DENOISE, samples=0,
                 end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
@@ -149,6 +151,7 @@ class PatchFusedSampler(io.ComfyNode):
         x = image_to_core(image)
         h, w = x.shape[-2:]
         config = check_model(model).config
+        samples = samples or config.samples
         if input_is == LOW_RES and min(h, w) > 4 * config.lq_size:
             log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
                         "mean to connect Face Crop & Align's faces?", w, h, model.name, config.lq_size, config.scale)
@@ -169,13 +172,14 @@ def check_model(model) -> LPIPModelHandle:
 
 def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: int, eta: float, patch_size: int,
                  stride: int, fusion: str, max_patch_batch: int, upsampled: bool,
-                 denoise: float = RECOMMENDED_DENOISE, samples: int = 1,
+                 denoise: float = RECOMMENDED_DENOISE, samples: int = 0,
                  end_percent: float = RECOMMENDED_END_PERCENT) -> tuple[torch.Tensor, SamplingPlan]:
     """Restore core images [B, 3, h, w] in one `restore` call (image i with seed + i, the patches of
     all images in shared UNet calls) under ComfyUI's control: progress with a preview of the batch
     per step, cancel between UNet calls, the patch batch halved on out-of-memory. Returns the
-    restored images (on ComfyUI's output device) and the sampling plan."""
+    restored images (on ComfyUI's output device) and the sampling plan. samples 0: the model's."""
     config = check_model(model).config
+    samples = samples or config.samples
     frames, _, h, w = x.shape
     out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
     patch, stride = check_patch(patch_size, stride, config, out_h, out_w)

@@ -1,6 +1,7 @@
 import json
 import pickle
 import struct
+from dataclasses import replace
 
 import pytest
 import torch
@@ -105,6 +106,17 @@ def test_unknown_config_key_is_named(tmp_path, model):
     path = _resave(tmp_path, model, mutate_config=lambda c: c["unet"].update(wings=2))
     with pytest.raises(CheckpointError, match="config.unet.'wings'"):
         load_model(path)
+
+
+def test_default_samples_round_trip_default_to_one_and_are_checked(tmp_path, model):
+    """A checkpoint may carry how many samples restore averages by default (lpip_x8_128: 2); one
+    written before the field existed reads as 1, the paper; a bad value is named with its range."""
+    two = model.__class__(replace(model.config, samples=2))
+    two.load_state_dict(model.state_dict())
+    assert read_config(save_model(two, tmp_path / "two.safetensors")).samples == 2
+    assert read_config(_resave(tmp_path, model, mutate_config=lambda c: c.pop("samples"))).samples == 1
+    with pytest.raises(CheckpointError, match=r"config.samples must be an integer in 1..16, got 0"):
+        load_model(_resave(tmp_path, model, mutate_config=lambda c: c.update(samples=0)))
 
 
 def test_save_is_atomic_and_refuses_other_formats(tmp_path, model, monkeypatch):

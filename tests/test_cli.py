@@ -1,6 +1,7 @@
 """The command line, driven in-process through lpip_core.cli.main on tiny models and fixture faces."""
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from conftest import FIXTURES, tiny_model
@@ -92,6 +93,23 @@ def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path,
                  "--samples", "0", "-q"]) == 2
     one_line_error(capsys, "samples must be an integer in 1..1000")
     assert not list((tmp_path / "bad").glob("*.png"))
+
+
+def test_restore_takes_the_models_default_samples(lq_faces, tmp_path):
+    """Without --samples a model that asks for 2 (lpip_x8_128) gets the mean of 2; --samples 1 overrides."""
+    model = tiny_model()
+    model.config = replace(model.config, samples=2)
+    path = lpip_core.save_model(model, tmp_path / "two.safetensors")
+    written = {}
+    for flags, samples in (([], 2), (["--samples", "1"], 1)):
+        out = tmp_path / f"out{samples}"
+        assert main(["restore", str(lq_faces[0]), "-o", str(out), "--model", str(path), "--steps", "2", *flags,
+                     "-q"]) == 0
+        expected = lpip_core.restore(lpip_core.load_model(path), read_image(lq_faces[0]), steps=2, samples=samples,
+                                     end_percent=RECOMMENDED_END_PERCENT)
+        written[samples] = read_image(out / "hopper.png")
+        assert (written[samples] - expected).abs().max() <= 0.5 / 255 + 1e-6
+    assert (written[1] - written[2]).abs().max() > 2 / 255
 
 
 def test_restore_ends_at_the_recommended_share_by_default_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):

@@ -8,6 +8,7 @@ import json
 import random
 import shutil
 import statistics
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -263,6 +264,12 @@ def test_samples_averages_every_diffusion_method(setup, tmp_path):
     assert float(row["psnr"]) == pytest.approx(lpip_core.psnr((out * 255).round() / 255, hq).item(), abs=1e-3)
     with pytest.raises(ValueError, match="samples must be an integer in 1..16"):
         evaluate(model_path, data, out_dir=tmp_path / "x", samples=0, progress=False)
+    two = lpip_core.load_model(model_path)
+    two.config = replace(two.config, samples=2)  # a model that asks for 2, as lpip_x8_128 does: what users get
+    results = evaluate(lpip_core.save_model(two, tmp_path / "two.safetensors"), data, out_dir=tmp_path / "d",
+                       protocols=["clean"], fusions=("mean",), steps=1, patch_factors=(), grid_faces=0,
+                       faces_limit=1, progress=False)
+    assert results["settings"]["samples"] == 2 and "lpip-mean-k2" in results["tables"]["table1"]
 
 
 def test_end_percent_ends_every_diffusion_method_early(setup, tmp_path):

@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import tiny_model
 from torch import nn
 
 import lpip_core
-from lpip_core import SamplingCancelled, restore
+from lpip_core import LPIPModel, SamplingCancelled, restore
 from lpip_core.method.patches import patch_grid
 from lpip_core.method import restoration
 from lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, auto_max_batch, denoised_timesteps,
@@ -327,6 +329,18 @@ def test_samples_is_the_mean_of_the_documented_seeds(model):
         torch.testing.assert_close(averaged[b:b + 1], torch.stack(draws).mean(0), rtol=0, atol=1e-5)
     assert not torch.allclose(averaged, restore(model, lq, steps=3, seed=7), atol=1e-3)
     assert torch.equal(restore(model, lq, steps=3, seed=7, samples=1), restore(model, lq, steps=3, seed=7))
+
+
+def test_samples_default_to_the_models_config(model):
+    """samples=None (the default) takes the model's config.samples; a bare eps callable gets 1."""
+    lq = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    two = LPIPModel(replace(model.config, samples=2)).eval()
+    two.load_state_dict(model.state_dict())
+    assert torch.equal(restore(two, lq, steps=3), restore(model, lq, steps=3, samples=2))
+    assert torch.equal(restore(two, lq, steps=3, samples=1), restore(model, lq, steps=3))
+    eps = RecordingEps()
+    restore(eps, lq, scale=2, patch=8, steps=2)
+    assert len(eps.seen) == 2  # one sample: a UNet call per step
 
 
 def test_samples_progress_counts_every_sample_and_bad_values_are_refused(model):

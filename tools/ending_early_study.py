@@ -45,7 +45,7 @@ def study(model_path: Path, data: Path, holdout: Path | None, steps: int, limit:
         scores = {}
         for i in range(hq.shape[0]):
             estimates = {"bicubic": resize(lq[i:i + 1], (hq_size, hq_size))}
-            restore(model, lq[i:i + 1], steps=steps, seed=seed_for(seed, i),
+            restore(model, lq[i:i + 1], steps=steps, seed=seed_for(seed, i), samples=1,
                     callback=lambda k, n, x0: estimates.__setitem__(k, x0.clamp(0, 1)))
             for key, x in estimates.items():
                 x = (x * 255).round() / 255

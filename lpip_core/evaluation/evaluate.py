@@ -123,7 +123,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
              protocols: Sequence[str] | str = ("gfpgan512",), denoise: float = 1.0,
-             denoise_sweep: Sequence[float] = (), samples: int = 1, end_percent: float = RECOMMENDED_END_PERCENT,
+             denoise_sweep: Sequence[float] = (), samples: int | None = None, end_percent: float = RECOMMENDED_END_PERCENT,
              scale: int | None = None,
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
@@ -137,7 +137,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     protocols: names from `protocols.PROTOCOLS`, or "all". Table II runs under the first only.
     denoise: the denoise of every diffusion method of Tables I-III (1 = the paper).
     denoise_sweep: extra LPIP-Diff (mean) runs at these denoise values, under every protocol.
-    samples: every diffusion method restores as the mean of this many samples (1 = the paper).
+    samples: every diffusion method restores as the mean of this many samples (1 = the paper;
+        None: the model's config.samples, what a user gets).
     end_percent: every diffusion method stops after this share of the steps (restore's meaning;
         default: the node's and the CLI's, so that the scores are what a user gets; 1 = the paper).
     scale: the model's (default) or a multiple of it: the faces are judged at lq_size x scale, every
@@ -154,7 +155,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     check_int("seed", seed, 0)
     check_int("grid_faces", grid_faces, 0, 64)
     denoise = _check_denoise("denoise", denoise)
-    check_int("samples", samples, 1, 16)
+    if samples is not None:
+        check_int("samples", samples, 1, 16)
     steps_run(steps, end_percent)  # checks end_percent before any work
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
@@ -168,6 +170,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     model = load_model(model_path, device=device)
     config = model.config
+    samples = config.samples if samples is None else samples
     scale = check_output_scale(scale, config.scale)
     lq_size = config.hq_size // config.scale
     hq_size = lq_size * scale

@@ -14,6 +14,7 @@ ARCHITECTURE = "lpip-diff-sr3-unet"
 FORMAT_VERSION = 1
 MAX_SCALE = 16
 MAX_SIZE = 4096
+MAX_SAMPLES = 16  # as the nodes' samples input
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class ModelConfig:
     """How a checkpoint was trained and how it expects to be sampled; stored as checkpoint metadata.
 
     Accepted: scale 1..16; hq_size 1..4096, a multiple of scale; patch a multiple of the UNet's
-    downsample factor, at most hq_size; stride 1..patch; training a JSON object. The UNet and the
-    schedule check their own fields (UNetConfig, ScheduleConfig).
+    downsample factor, at most hq_size; stride 1..patch; samples 1..16; training a JSON object. The
+    UNet and the schedule check their own fields (UNetConfig, ScheduleConfig).
     """
 
     unet: UNetConfig = UNetConfig()
@@ -30,6 +31,7 @@ class ModelConfig:
     hq_size: int = 64  # side of the training faces
     patch: int = 16  # training patch m
     stride: int = 8  # default sampling stride c (the paper: m / 2)
+    samples: int = 1  # default number of samples restore averages (the paper: 1)
     schedule: ScheduleConfig = ScheduleConfig()
     training: dict = field(default_factory=dict)  # summary: data, steps, minutes, device, ...
 
@@ -45,6 +47,7 @@ class ModelConfig:
         if self.patch % factor:
             raise ValueError(f"patch must be a positive multiple of {factor} for this UNet, got {self.patch}")
         check_int("stride", self.stride, 1, self.patch)
+        check_int("samples", self.samples, 1, MAX_SAMPLES)
         if not isinstance(self.training, dict):
             raise ValueError(f"training must be a JSON object, got {shown(self.training)}")
 

@@ -281,7 +281,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
             max_batch: int | None = None, seed: int = 0, callback: Callback | None = None,
             cancel: Callable[[], bool] | None = None, whole_image: bool = False, upsampled: bool = False,
             schedule: ScheduleConfig | None = None, spacing: str = "trailing", clip_x0: bool = True,
-            denoise: float = 1.0, samples: int = 1, end_percent: float = 1.0,
+            denoise: float = 1.0, samples: int | None = None, end_percent: float = 1.0,
             threads: int | None = None) -> torch.Tensor:
     """Restore LQ faces [B, 3, h, w] in [0, 1] to [B, 3, h*scale, w*scale] in [0, 1].
 
@@ -303,7 +303,8 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         `steps`); 0 returns the upsampled LQ unchanged.
     samples: return the mean of this many samples (sample k of image b uses seed + b + 1000 k): an
         estimate of the posterior mean, higher in PSNR/SSIM and a little softer to the eye, at
-        `samples` times the cost (README "Fidelity: averaging samples"). 1: the paper.
+        `samples` times the cost (README "Fidelity: averaging samples"). 1: the paper. None: the
+        model's config.samples (1 for a model without a config).
     end_percent: stop after this fraction of the steps (rounded, at least one) and return that step's
         estimate of the clean face (KSamplerAdvanced's end_at_step with no leftover noise, as a share
         of the steps like ControlNet's end_percent, so it follows a change of `steps`). The late steps
@@ -332,6 +333,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
     check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
+    samples = (config.samples if config else 1) if samples is None else samples
     check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)
     run = steps_run(steps, end_percent)
     if threads is not None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -231,9 +232,15 @@ def test_restore_batch_in_one_pass_seeds_and_sizes(comfy_server, tiny_checkpoint
 def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     """denoise 0 returns the bicubic upscale (the same pixels as ImageScale's bicubic, to 8-bit
     rounding), 1 is the default path, 0.5 lies between them; 1.5 is a clear error. samples=2 is
-    the mean of the restorations at seed and seed + 1000. end_percent=0.5 of 4 steps is the core's
+    the mean of the restorations at seed and seed + 1000, and what samples left at 0 gives with a
+    checkpoint whose config asks for 2 (as lpip_x8_128's does). end_percent=0.5 of 4 steps is the core's
     result (step 2's clean estimate) and the node's line counts two steps; without end_percent the
     node ends at RECOMMENDED_END_PERCENT, with 1 it runs every step (the paper); 0 is a clear error."""
+    import lpip_core
+
+    two = lpip_core.load_model(comfy_server.models_dir / "lpip_diff" / tiny_checkpoint)
+    two.config = replace(two.config, samples=2)
+    lpip_core.save_model(two, comfy_server.models_dir / "lpip_diff" / "tiny_two_samples.safetensors")
     prompt = {"1": load_model(tiny_checkpoint),
               "2": {"class_type": "LoadImage", "inputs": {"image": lq_faces["a"]}},
               "3": sampler(["1", 0], ["2", 0], denoise=0.0), "4": save(["3", 0], "denoise/zero"),
@@ -244,12 +251,18 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
               "13": sampler(["1", 0], ["2", 0], samples=2), "14": save(["13", 0], "denoise/samples2"),
               "15": sampler(["1", 0], ["2", 0], steps=4, end_percent=0.5), "16": save(["15", 0], "denoise/end2"),
               "17": sampler(["1", 0], ["2", 0], steps=4, end_percent=1.0), "18": save(["17", 0], "denoise/paper"),
-              "19": sampler(["1", 0], ["2", 0], steps=4), "20": save(["19", 0], "denoise/end_default")}
+              "19": sampler(["1", 0], ["2", 0], steps=4), "20": save(["19", 0], "denoise/end_default"),
+              "21": load_model("tiny_two_samples.safetensors"),
+              "22": sampler(["21", 0], ["2", 0]), "23": save(["22", 0], "denoise/model_default2"),
+              "24": sampler(["21", 0], ["2", 0], samples=1), "25": save(["24", 0], "denoise/model_samples1")}
     entry = comfy_server.run(prompt, timeout=120)
-    zero, half, one, default, other, mean2 = (read_images(comfy_server, entry, n)[0].astype(int)
-                                              for n in ("4", "6", "8", "10", "12", "14"))
+    zero, half, one, default, other, mean2, model2, model1 = (
+        read_images(comfy_server, entry, n)[0].astype(int) for n in ("4", "6", "8", "10", "12", "14", "23", "25"))
     assert np.abs(mean2 - (one + other) / 2).max() <= 1  # samples=2: the mean of seeds 0 and 1000, to 8-bit rounding
     assert entry["outputs"]["13"]["lpip_grid"][0]["samples"] == 2
+    assert entry["outputs"]["9"]["lpip_grid"][0]["samples"] == 1  # samples 0: this model's default, 1
+    assert np.array_equal(model2, mean2) and entry["outputs"]["22"]["lpip_grid"][0]["samples"] == 2
+    assert np.array_equal(model1, default) and entry["outputs"]["24"]["lpip_grid"][0]["samples"] == 1
     from lpip_core import load_model as load_core_model, restore
     from lpip_core.files import read_image
     from lpip_core.resize import resize
