@@ -46,7 +46,8 @@ SAMPLERS = {"default": (RECOMMENDED_END_PERCENT, None), "paper": (1.0, 1)}
 
 # Where a shipped model does not yet beat bicubic on these faces, as its card reports: these run too,
 # and must keep failing (strict), so a model that closes the gap is noticed and the card updated.
-SHORTFALLS = {("lpip_x4_64", protocol, "paper") for protocol in ("lq-noise-jpeg-medium", "lq-noise-jpeg-strong", "unseen")} \
+SHORTFALLS = {("lpip_x4_64", protocol, "paper")
+              for protocol in ("lq-noise-jpeg-medium", "lq-noise-jpeg-strong", "unseen")} \
     | {("lpip_x8_128", protocol, "paper") for protocol in PROTOCOLS} \
     | {("lpip_x2_64", "clean", "paper"), ("lpip_x2_64", "unseen", "paper"), ("lpip_x2_64", "unseen", "default")}
 

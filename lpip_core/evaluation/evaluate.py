@@ -123,7 +123,8 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
              protocols: Sequence[str] | str = ("gfpgan512",), denoise: float = 1.0,
-             denoise_sweep: Sequence[float] = (), samples: int | None = None, end_percent: float = RECOMMENDED_END_PERCENT,
+             denoise_sweep: Sequence[float] = (), samples: int | None = None,
+             end_percent: float = RECOMMENDED_END_PERCENT,
              scale: int | None = None,
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
