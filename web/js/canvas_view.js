@@ -25,6 +25,14 @@ export function fitRect(imgW, imgH, w, h) {
   return { x: (w - dw) / 2, y: (h - dh) / 2, w: dw, h: dh, scale: s };
 }
 
+/** A grey line of text in the middle of an empty view: what to do to fill it. */
+export function drawHint(ctx, w, h, text) {
+  ctx.fillStyle = "#888";
+  ctx.font = "12px sans-serif";
+  ctx.textAlign = "center";
+  ctx.fillText(text, w / 2, h / 2);
+}
+
 /**
  * Add a DOM widget holding `toolbar` (optional element) above a canvas; `draw(ctx, w, h)` paints
  * it in CSS pixels. Returns {widget, canvas, redraw}. The widget is not serialized, so the node's

@@ -1,6 +1,6 @@
 // LPIP-Diff Compare: the two inputs under a draggable before/after slider, batches page through.
 import { app } from "../../../scripts/app.js";
-import { addCanvasView, fitRect, loadImages, pager } from "./canvas_view.js";
+import { addCanvasView, drawHint, fitRect, loadImages, pager } from "./canvas_view.js";
 
 const NODE = "LPIPCompare";
 
@@ -8,10 +8,7 @@ function drawCompare(state, ctx, w, h) {
   const before = state.before[Math.min(state.index, state.before.length - 1)];
   const after = state.after[Math.min(state.index, state.after.length - 1)];
   if (!before || !after) {
-    ctx.fillStyle = "#888";
-    ctx.font = "12px sans-serif";
-    ctx.textAlign = "center";
-    ctx.fillText("Run the workflow to compare before and after", w / 2, h / 2);
+    drawHint(ctx, w, h, "Run the workflow to compare before and after");
     return;
   }
   const r = fitRect(before.naturalWidth, before.naturalHeight, w, h);

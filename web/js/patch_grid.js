@@ -2,7 +2,7 @@
 // (patch and stride as the run used them) over the restored image, and a line gives patches per
 // step, UNet calls and steps.
 import { app } from "../../../scripts/app.js";
-import { addCanvasView, fitRect, loadImages, pager } from "./canvas_view.js";
+import { addCanvasView, drawHint, fitRect, loadImages, pager } from "./canvas_view.js";
 
 const NODE = "LPIPPatchFusedSampler";
 const COLOURS = ["rgba(255, 214, 0, 0.9)", "rgba(0, 220, 255, 0.9)"];
@@ -11,10 +11,7 @@ function drawGrid(state, ctx, w, h) {
   const img = state.images[state.index];
   const grid = state.grid;
   if (!img || !grid) {
-    ctx.fillStyle = "#888";
-    ctx.font = "12px sans-serif";
-    ctx.textAlign = "center";
-    ctx.fillText("Run the workflow to see the result and its patch grid", w / 2, h / 2);
+    drawHint(ctx, w, h, "Run the workflow to see the result and its patch grid");
     return;
   }
   const r = fitRect(img.naturalWidth, img.naturalHeight, w, h);
