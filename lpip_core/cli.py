@@ -1,4 +1,4 @@
-"""The command line: `lpip-diff restore | degrade | train | evaluate` (also `python -m lpip_core`)."""
+"""The command line: `lpip-diff restore | degrade | train | average | evaluate` (also `python -m lpip_core`)."""
 from __future__ import annotations
 
 import argparse
@@ -204,6 +204,16 @@ def cmd_train(args) -> None:
         print(out)
 
 
+def cmd_average(args) -> None:
+    from .method.checkpoint import save_model
+    from .training.average import average_models
+
+    if Path(args.out).suffix != ".safetensors":
+        raise CliError(f"--out {args.out}: the model is written as .safetensors; give a path ending in .safetensors")
+    weights = args.weights or [1 / len(args.models)] * len(args.models)
+    print(save_model(average_models(args.models, weights), args.out))
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))  # torchrun's process rank
 
@@ -380,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--save-upsampled", action="store_true", help="also write the LQ upsampled to the HQ size")
     d.set_defaults(func=cmd_degrade)
+
+    a = sub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)")
+    a.add_argument("models", nargs="+", help="two or more .safetensors checkpoints of one architecture")
+    a.add_argument("-o", "--out", required=True, help="the averaged model (.safetensors, written atomically)")
+    a.add_argument("--weights", type=float, nargs="+", help="one per model, summing to 1 (default: equal)")
+    a.set_defaults(func=cmd_average)
 
     _train_parser(sub)
     _evaluate_parser(sub)
