@@ -183,6 +183,12 @@ def _check_device_name(name: str) -> None:
         raise CliError(f"--device {name} is not available here (no CUDA device)")
 
 
+def _check_model_out(out: str) -> None:
+    """Refuse a model path that is not .safetensors before any work starts."""
+    if Path(out).suffix != ".safetensors":
+        raise CliError(f"--out {out}: the model is written as .safetensors; give a path ending in .safetensors")
+
+
 def cmd_train(args) -> None:
     from .training.train import TrainConfig, train
 
@@ -192,8 +198,7 @@ def cmd_train(args) -> None:
         raise CliError(f"--data {args.data}: folder not found")
     if args.holdout and not Path(args.holdout).is_file():
         raise CliError(f"--holdout {args.holdout}: file not found")
-    if Path(args.out).suffix != ".safetensors":
-        raise CliError(f"--out {args.out}: the model is written as .safetensors; give a path ending in .safetensors")
+    _check_model_out(args.out)
     _check_device_name(args.device)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
@@ -208,8 +213,7 @@ def cmd_average(args) -> None:
     from .method.checkpoint import save_model
     from .training.average import average_models
 
-    if Path(args.out).suffix != ".safetensors":
-        raise CliError(f"--out {args.out}: the model is written as .safetensors; give a path ending in .safetensors")
+    _check_model_out(args.out)
     weights = args.weights or [1 / len(args.models)] * len(args.models)
     print(save_model(average_models(args.models, weights), args.out))
 
