@@ -270,7 +270,8 @@ def _train_parser(sub) -> None:
     t.add_argument("-o", "--out", required=True, help="the EMA model to write (.safetensors); the run's log, loss "
                                                       "plot and resume state go to <out without suffix>-train/")
     t.add_argument("--scale", type=int, default=defaults["scale"], help="2, 4, 8 or 16 (LQ side = hq-size / scale)")
-    t.add_argument("--hq-size", type=int, default=defaults["hq_size"], help="HQ face side in px (the paper: 64, 128, 256; a multiple of scale)")
+    t.add_argument("--hq-size", type=int, default=defaults["hq_size"],
+                   help="HQ face side in px, a multiple of scale (the paper: 64, 128, 256)")
     t.add_argument("--patch", type=int, help="training patch m (default hq-size / 4: the paper's 16/32/64)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"], help="UNet size")
     t.add_argument("--minutes", type=float, help="budget: stop after this much wall time (a resumed run counts "
