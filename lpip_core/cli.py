@@ -214,8 +214,7 @@ def cmd_average(args) -> None:
     from .training.average import average_models
 
     _check_model_out(args.out)
-    weights = args.weights or [1 / len(args.models)] * len(args.models)
-    print(save_model(average_models(args.models, weights), args.out))
+    print(save_model(average_models(args.models, args.weights), args.out))
 
 
 def _rank() -> int:

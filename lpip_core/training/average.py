@@ -14,10 +14,11 @@ from ..method.checkpoint import CheckpointError, load_model
 from ..method.model import LPIPModel
 
 
-def average_models(paths: Sequence[str | os.PathLike], weights: Sequence[float]) -> LPIPModel:
-    """The weighted mean of the checkpoints' weights (weights >= 0, summing to 1), as one model whose
+def average_models(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None) -> LPIPModel:
+    """The weighted mean of the checkpoints' weights (weights >= 0, summing to 1; default equal), as one model whose
     training summary keeps what the parents share, each parent's own summary with its weight, and
     their steps and minutes summed."""
+    weights = [1 / len(paths)] * len(paths) if weights is None else weights
     if len(paths) < 2 or len(paths) != len(weights):
         raise ValueError(f"give two or more checkpoints and one weight each, got {len(paths)} and {len(weights)}")
     if any(not math.isfinite(w) or w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
