@@ -212,14 +212,17 @@ def test_protocols_sweep_and_retrieval(setup, tmp_path):
             mine = [float(r["top1"]) for r in rows if r["protocol"] == protocol and r["method"] == key]
             assert summary["top1"]["mean"] == pytest.approx(sum(mine) / len(mine))
     table = [line for line in (out / "protocols.md").read_text().splitlines() if line.startswith("| `")]
-    assert [line.split(" | ")[0] for line in table] == ["| `clean`", "| `unseen`"] * 2  # verdicts, margins
-    for protocol, entry in results["protocols"].items():  # the margins: LPIP-Diff minus bicubic, face by face
-        for metric in ("psnr", "ssim", "id_sim"):
-            value = {(r["face"], r["method"]): float(r[metric]) for r in rows if r["protocol"] == protocol}
-            diffs = [value[f, "lpip-mean"] - value[f, "bicubic"] for f in {face for face, _ in value}]
-            margin = entry["against_bicubic"][metric]
-            assert margin["mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-4)  # the CSV rounds
-            assert margin["se"] == pytest.approx(statistics.stdev(diffs) / len(diffs) ** 0.5, abs=1e-4)
+    # verdicts; margins over bicubic; margins over whole-image diffusion, retrieval among them
+    assert [line.split(" | ")[0] for line in table] == ["| `clean`", "| `unseen`"] * 3
+    assert [len(line.split(" | ")) for line in table] == [6] * 2 + [4] * 2 + [5] * 2
+    for protocol, entry in results["protocols"].items():  # the margins: LPIP-Diff minus each baseline, face by face
+        for field, baseline in (("against_bicubic", "bicubic"), ("against_whole_image", "whole-image")):
+            for metric in ("psnr", "ssim", "id_sim", "top1"):
+                value = {(r["face"], r["method"]): float(r[metric]) for r in rows if r["protocol"] == protocol}
+                diffs = [value[f, "lpip-mean"] - value[f, baseline] for f in {face for face, _ in value}]
+                margin = entry[field][metric]
+                assert margin["mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-4)  # the CSV rounds
+                assert margin["se"] == pytest.approx(statistics.stdev(diffs) / len(diffs) ** 0.5, abs=1e-4)
     assert (out / "table1.md").read_text().count("## Protocol `") == 2
     assert "| 0.5 |" in (out / "denoise.md").read_text() and (out / "denoise.png").stat().st_size > 1000
     # the two protocols really degrade differently, and a bicubic row under `clean` is its own computation
