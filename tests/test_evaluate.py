@@ -216,10 +216,11 @@ def test_protocols_sweep_and_retrieval(setup, tmp_path):
     assert [line.split(" | ")[0] for line in table] == ["| `clean`", "| `unseen`"] * 3
     assert [len(line.split(" | ")) for line in table] == [6] * 2 + [4] * 2 + [5] * 2
     for protocol, entry in results["protocols"].items():  # the margins: LPIP-Diff minus each baseline, face by face
+        row = {(r["face"], r["method"]): r for r in rows if r["protocol"] == protocol}
+        faces = {face for face, _ in row}
         for field, baseline in (("against_bicubic", "bicubic"), ("against_whole_image", "whole-image")):
             for metric in ("psnr", "ssim", "id_sim", "top1"):
-                value = {(r["face"], r["method"]): float(r[metric]) for r in rows if r["protocol"] == protocol}
-                diffs = [value[f, "lpip-mean"] - value[f, baseline] for f in {face for face, _ in value}]
+                diffs = [float(row[f, "lpip-mean"][metric]) - float(row[f, baseline][metric]) for f in faces]
                 margin = entry[field][metric]
                 assert margin["mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-4)  # the CSV rounds
                 assert margin["se"] == pytest.approx(statistics.stdev(diffs) / len(diffs) ** 0.5, abs=1e-4)
