@@ -194,10 +194,12 @@ def cmd_train(args) -> None:
 
     if args.steps is None and args.minutes is None:
         raise CliError("give a budget: --minutes N (wall time) or --steps N (or both: whichever comes first)")
-    if not Path(args.data).is_dir():
-        raise CliError(f"--data {args.data}: folder not found")
-    if args.holdout and not Path(args.holdout).is_file():
-        raise CliError(f"--holdout {args.holdout}: file not found")
+    for folder in args.data:
+        if not Path(folder).is_dir():
+            raise CliError(f"--data {folder}: folder not found")
+    for path in args.holdout or ():
+        if not Path(path).is_file():
+            raise CliError(f"--holdout {path}: file not found")
     _check_model_out(args.out)
     _check_device_name(args.device)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
@@ -259,13 +261,14 @@ def cmd_evaluate(args) -> None:
 def _train_parser(sub) -> None:
     from .method.unet import PRESETS
     from .training.data import DEGRADATIONS
-    from .training.train import TrainConfig
+    from .training.train import PRECISIONS, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     t = sub.add_parser("train", help="train a model (Algorithm 1); under torchrun: one process per GPU (DDP)",
                        description="Train LPIP-Diff on random patches of degraded/clean face pairs. Several GPUs: "
                                    "torchrun --nproc_per_node N -m lpip_core train ...")
-    t.add_argument("--data", required=True, help="folder of face images (searched recursively; FFHQ layout works)")
+    t.add_argument("--data", required=True, action="append", help="folder of face images (searched recursively; "
+                   "FFHQ layout works); repeat for several folders")
     t.add_argument("-o", "--out", required=True, help="the EMA model to write (.safetensors); the run's log, loss "
                                                       "plot and resume state go to <out without suffix>-train/")
     t.add_argument("--scale", type=int, default=defaults["scale"], help="2, 4, 8 or 16 (LQ side = hq-size / scale)")
@@ -284,8 +287,14 @@ def _train_parser(sub) -> None:
                    help="mix (default): the training mixture of README 'Degradation'; or one of its variants")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="flips only (default: flips, small scale/shift/rotation, colour jitter, random greyscale)")
-    t.add_argument("--holdout", help="file of face names never to train on (e.g. models/holdout.txt)")
+    t.add_argument("--holdout", action="append", help="file of face names never to train on (e.g. "
+                   "models/holdout.txt); repeat for several files")
     t.add_argument("--min-face-size", type=int, help="drop faces smaller than this natively (default hq-size)")
+    t.add_argument("--max-outside", type=float, help="drop crops whose MANIFEST.csv outside_fraction is larger")
+    t.add_argument("--patches-anywhere", dest="anywhere", action="store_true",
+                   help="cut patches anywhere in the crop (default: inside the photo, where inside512/ masks say)")
+    t.add_argument("--precision", choices=PRECISIONS, default=defaults["precision"],
+                   help="auto (default): bf16 autocast on CUDA and on CPUs with native bf16, else fp32")
     t.add_argument("--align", action="store_true", help="detect and FFHQ-align the largest face of each image")
     t.add_argument("--faces-per-step", type=int, default=defaults["faces_per_step"], help="faces per step and process")
     t.add_argument("--patches-per-face", type=int, default=defaults["patches_per_face"])

@@ -69,3 +69,19 @@ def test_patch_stream_is_seeded_and_uses_the_chosen_degradation(hopper):
         PatchPairs(faces, scale=4, patch=16, hq_size=64, degradation="blurry")
     with pytest.raises(ValueError, match="stored at 128 px, smaller than hq_size 256"):
         PatchPairs(faces, scale=4, patch=16, hq_size=256)
+
+
+def test_an_inside_mask_moves_with_the_face_and_keeps_its_values(hopper):
+    """The fourth channel (inside the photo or not) follows the geometry, not the colour jitter, and
+    what the warp brings in from beyond the crop counts as outside."""
+    face = torch.cat([resize(hopper, (128, 128))[0], torch.ones(1, 128, 128)])
+    strong = Augmentation(flip=0, shift=0.1, scale=0, rotation=0, brightness=0.5, contrast=0.5, saturation=0.5)
+    for seed in range(5):
+        rng, again = random.Random(seed), random.Random(seed)
+        out = augment_face(face, rng, 64, strong)
+        rgb = augment_face(face[:3], again, 64, strong)
+        torch.testing.assert_close(out[:3], rgb, rtol=0, atol=1e-6)  # the same draws for the face
+        mask = out[3]
+        assert mask.max() == 1 and mask.min() >= 0
+        border = torch.cat([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+        assert border.min() < 0.5 and mask[24:40, 24:40].min() == 1  # shifted in at an edge; the centre stays in

@@ -1,4 +1,5 @@
 import json
+import random
 import shutil
 import time
 
@@ -66,7 +67,7 @@ def three_faces(tmp_path, fixtures):
 def tiny_cfg(data, out, **kw) -> TrainConfig:
     """hq 32, 8 px patches, tiny UNet: a step takes milliseconds. A long warm-up keeps the learning
     rate independent of the budget, so runs with different budgets follow the same path."""
-    base = dict(data=str(data), out=str(out), preset="tiny", scale=4, hq_size=32, patch=8, lr=1e-3,
+    base = dict(data=data if isinstance(data, list) else str(data), out=str(out), preset="tiny", scale=4, hq_size=32, patch=8, lr=1e-3,
                 warmup_steps=1000, faces_per_step=2, patches_per_face=2, log_every=2, threads=1)
     return TrainConfig(**{**base, **kw})
 
@@ -193,3 +194,73 @@ def test_degradation_and_augmentation_are_recorded_and_checked(three_faces, tmp_
     assert summary["degradation"] == "gfpgan512" and summary["augmentation"] == "flips only"
     with pytest.raises(ValueError, match="degradation must be one of"):
         tiny_cfg(three_faces, tmp_path / "x.safetensors", steps=1, degradation="heavy")
+
+
+# --- several folders, MANIFEST.csv filters, inside masks, precision ----------------------------------
+
+def manifest_folder(root, fixtures, rows):
+    """<root>/crops/ with the three fixture faces, a MANIFEST.csv of `rows` and, for hopper, an
+    inside mask in <root>/inside512/ whose left half is outside the photo."""
+    from PIL import Image
+
+    crops = root / "crops"
+    crops.mkdir(parents=True)
+    for name in ("hopper", "astronaut", "obama"):
+        shutil.copy(fixtures / f"{name}_aligned_128.png", crops)
+    lines = ["crop,source,crop_side_in_source_px,outside_fraction"] + [f"{n}_aligned_128.png,x.jpg,{side},{out}"
+                                                                       for n, side, out in rows]
+    (crops / "MANIFEST.csv").write_text("\n".join(lines) + "\n")
+    (root / "inside512").mkdir()
+    mask = torch.zeros(128, 128, dtype=torch.uint8)
+    mask[:, 64:] = 255
+    Image.fromarray(mask.numpy()).save(root / "inside512" / "hopper_aligned_128.png")
+    return crops
+
+
+def test_loader_reads_the_manifest_filters_and_the_inside_masks(tmp_path, fixtures):
+    crops = manifest_folder(tmp_path, fixtures, [("hopper", 600, 0.5), ("astronaut", 50, 0.0), ("obama", 400, 0.7)])
+    faces, names = load_faces(crops, 64, store_size=64, masks=True)
+    assert names == ["hopper_aligned_128.png", "obama_aligned_128.png"]  # astronaut spans 50 source px < 64
+    assert faces.shape == (2, 4, 64, 64) and faces.dtype == torch.uint8
+    hopper_mask, obama_mask = faces[0, 3].float() / 255, faces[1, 3].float() / 255
+    assert hopper_mask[:, :30].max() == 0 and hopper_mask[:, 34:].min() == 1 and obama_mask.min() == 1
+    _, kept = load_faces(crops, 64, max_outside=0.6)
+    assert kept == ["hopper_aligned_128.png"]
+    rgb, _ = load_faces(crops, 64, max_outside=0.6)
+    assert rgb.shape == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match="max_outside"):
+        load_faces(crops, 64, max_outside=1.5)
+
+
+def test_patches_are_cut_inside_the_photo_unless_told_otherwise(tmp_path, fixtures):
+    crops = manifest_folder(tmp_path, fixtures, [("hopper", 600, 0.5)])
+    faces, _ = load_faces(crops, 64, include={"hopper_aligned_128.png"}, store_size=64, masks=True)
+    inside = PatchPairs(faces, scale=4, patch=16, patches_per_face=8, seed=0)
+    anywhere = PatchPairs(faces, scale=4, patch=16, patches_per_face=8, seed=0, anywhere=True)
+    mask = faces[0, 3:].float() / 255
+    xs_inside = [x for k in range(20) for _, x in inside.corners(mask, random.Random(k))]
+    xs_anywhere = [x for k in range(20) for _, x in anywhere.corners(mask, random.Random(k))]
+    assert min(xs_inside) >= 32 and min(xs_anywhere) < 32
+    hq, lq = inside[0]
+    assert hq.shape == lq.shape == (8, 3, 16, 16)
+
+
+def test_training_on_two_folders_with_two_holdout_files(tmp_path, fixtures, three_faces):
+    crops = manifest_folder(tmp_path / "second", fixtures, [("hopper", 600, 0.5)])
+    (tmp_path / "a.txt").write_text("obama_aligned_128.png\n")
+    (tmp_path / "b.txt").write_text("astronaut_aligned_128.png\n")
+    out = train(tiny_cfg([str(three_faces), str(crops)], tmp_path / "two.safetensors", steps=2,
+                         holdout=[str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], precision="fp32"),
+                progress=False)
+    summary = read_config(out).training
+    assert summary["faces"] == 2 and summary["holdout"] == "a.txt, b.txt"  # hopper from each folder
+    assert summary["data"] == "three, second/crops" and summary["precision"] == "fp32"
+    assert summary["masked_patches"] is True
+
+
+def test_precision_picks_bf16_only_where_asked_or_native():
+    cpu = torch.device("cpu")
+    assert train_module.uses_bf16("bf16", cpu) and not train_module.uses_bf16("fp32", cpu)
+    assert train_module.uses_bf16("auto", cpu) == train_module._cpu_has_bf16()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tiny_cfg("x", "y.safetensors", steps=1, precision="fp16")

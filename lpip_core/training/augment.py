@@ -41,10 +41,11 @@ NO_AUGMENTATION = Augmentation(0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def augment_face(face: torch.Tensor, rng: random.Random, size: int, aug: Augmentation = Augmentation()) -> torch.Tensor:
-    """[3, S, S] in [0, 1] (S >= size) -> a randomly changed face [3, size, size] in [0, 1]."""
+    """[C, S, S] in [0, 1] (S >= size) -> a randomly changed face [C, size, size] in [0, 1]. Channels
+    past the first three (an inside mask) move with the face but keep their values."""
     x = _jitter_geometry(face, rng, aug)
-    x = resize(x[None], (size, size))[0]
-    return _jitter_colour(x, rng, aug).clamp(0, 1)
+    x = resize(x[None], (size, size))[0].clamp(0, 1)
+    return torch.cat([_jitter_colour(x[:3], rng, aug).clamp(0, 1), x[3:]])
 
 
 def _jitter_geometry(face: torch.Tensor, rng: random.Random, aug: Augmentation) -> torch.Tensor:
@@ -59,8 +60,9 @@ def _jitter_geometry(face: torch.Tensor, rng: random.Random, aug: Augmentation) 
     cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
     theta = torch.tensor([[cos, -sin, dx], [sin, cos, dy]], dtype=torch.float32)[None]
     grid = F.affine_grid(theta, [1, *face.shape], align_corners=False)
-    return F.grid_sample(face[None].float(), grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)[0]
+    rgb = F.grid_sample(face[None, :3].float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mask = F.grid_sample(face[None, 3:].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.cat([rgb, mask], 1)[0]
 
 
 def _jitter_colour(x: torch.Tensor, rng: random.Random, aug: Augmentation) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Algorithm 1: train the noise-prediction UNet on random patches of degraded/clean face pairs.
 
 AdamW with linear warm-up and cosine decay, gradient clipping, an EMA of the weights (the EMA is
-what gets shipped), bf16 autocast on CUDA, a step or time budget, periodic checkpoints with exact
+what gets shipped), bf16 autocast where the device computes bf16 natively, a step or time budget, periodic checkpoints with exact
 resume, a CSV loss log and a PNG loss plot. Several GPUs (or CPU processes) through PyTorch DDP
 under torchrun: each rank draws its own samples of the same seeded stream, rank 0 writes files.
 """
@@ -31,9 +31,12 @@ from .augment import Augmentation
 from .data import DEGRADATIONS, PatchPairs, collate_pairs, load_faces, read_split
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]  # one folder of faces, or several
     out: str
     scale: int = 4
     hq_size: int = 64
@@ -50,8 +53,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     seed: int = 0
-    holdout: str | None = None  # file of names never to train on
+    holdout: str | list[str] | None = None  # file(s) of names never to train on
     min_face_size: int | None = None
+    max_outside: float | None = None  # drop crops with more of their area outside the photo (MANIFEST.csv)
+    anywhere: bool = False  # cut patches anywhere, not only inside the photo (inside512/ masks)
+    precision: str = "auto"  # PRECISIONS: auto = bf16 autocast on CUDA and on CPUs with native bf16
     align: bool = False
     workers: int = 0
     threads: int | None = None  # torch CPU threads
@@ -97,10 +103,22 @@ class TrainConfig:
         _check_number("checkpoint_minutes", self.checkpoint_minutes, 0, None)
         if self.min_face_size is not None:
             _check_number("min_face_size", self.min_face_size, 0, None, integer=True)
+        if self.max_outside is not None:
+            _check_number("max_outside", self.max_outside, 0, 1)
         if self.degradation not in DEGRADATIONS:
             raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.init is not None and not Path(self.init).is_file():
             raise ValueError(f"init checkpoint not found: {self.init}")
+
+    @property
+    def folders(self) -> list[str]:
+        return [self.data] if isinstance(self.data, str) else list(self.data)
+
+    @property
+    def holdouts(self) -> list[str]:
+        return [self.holdout] if isinstance(self.holdout, str) else list(self.holdout or ())
 
     @property
     def run_dir(self) -> Path:
@@ -164,6 +182,24 @@ class Distributed:
     def close(self):
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to train under bf16 autocast: asked for, or (auto) where the device computes bf16
+    natively (CUDA; CPUs with AVX512-BF16 or AMX, where it is about 1.6x faster than fp32)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def pick_device(name: str) -> torch.device:
@@ -298,15 +334,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
 
     resuming = check_run_start(cfg)
-    if cfg.holdout and not Path(cfg.holdout).is_file():
-        raise ValueError(f"holdout file not found: {cfg.holdout}")
-    exclude = read_split(cfg.holdout) if cfg.holdout else set()
-    faces, names = load_faces(cfg.data, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
-                              align=cfg.align, store_size=2 * cfg.hq_size if cfg.augment else cfg.hq_size)
+    exclude = set()
+    for path in cfg.holdouts:
+        if not Path(path).is_file():
+            raise ValueError(f"holdout file not found: {path}")
+        exclude |= read_split(path)
+    faces, names = load_faces(cfg.folders, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
+                              max_outside=cfg.max_outside, align=cfg.align,
+                              store_size=2 * cfg.hq_size if cfg.augment else cfg.hq_size, masks=True)
     model_config = ModelConfig(unet=PRESETS[cfg.preset], scale=cfg.scale, hq_size=cfg.hq_size, patch=cfg.patch,
                                stride=max(1, cfg.patch // 2), schedule=ScheduleConfig())
     schedule = NoiseSchedule(model_config.schedule)
-    abar = schedule.alphas_cumprod.float().to(device)
 
     model = LPIPModel(model_config).to(device)
     if cfg.init:
@@ -321,7 +359,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, hq_size=cfg.hq_size,
                        patches_per_face=cfg.patches_per_face, seed=cfg.seed, degradation=cfg.degradation,
-                       augmentation=Augmentation() if cfg.augment else None)
+                       augmentation=Augmentation() if cfg.augment else None, anywhere=cfg.anywhere)
     per_rank = cfg.faces_per_step
 
     def batch_indices():
@@ -333,8 +371,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     loader = torch.utils.data.DataLoader(pairs, batch_sampler=batch_indices(), collate_fn=collate_pairs,
                                          num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg.precision, device))
 
     log_path = run_dir / "loss.csv"
     if ddp.main:
@@ -365,28 +402,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         lr = learning_rate(cfg, step, progress_fraction())
         for group in optimizer.param_groups:
             group["lr"] = lr
-        noise_gen = noise_generator(cfg, ddp.rank, step, device)
-        t = torch.randint(0, schedule.timesteps, (hq.shape[0],), device=device, generator=noise_gen)
-        noise = torch.randn(hq.shape, device=device, generator=noise_gen)
-        a = abar[t].reshape(-1, 1, 1, 1)
-        x_t = a.sqrt() * hq + (1 - a).sqrt() * noise
-        with autocast:
-            pred = net(x_t, lq_up, t.float())
-        loss = torch.nn.functional.mse_loss(pred.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss = train_step(net, optimizer, hq, lq_up, schedule, noise_generator(cfg, ddp.rank, step, device),
+                          autocast, cfg.grad_clip)
         step += 1
-        with torch.no_grad():
-            d = ema_decay(cfg, step)
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - d)
-        running += loss.item()
+        update_ema(ema, model, ema_decay(cfg, step))
+        running += loss
         seen += 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if step % cfg.log_every == 0:
             mean_loss = ddp.mean(running / seen)
             running, seen = 0.0, 0
@@ -404,6 +428,28 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
     ddp.close()
     return out
+
+
+def train_step(net, optimizer, hq, lq_up, schedule: NoiseSchedule, generator: torch.Generator, autocast,
+               grad_clip: float) -> float:
+    """One step of Algorithm 1: noise the HQ patches to random timesteps, predict the noise from the
+    noisy patches and the upsampled LQ, and take an AdamW step on the clipped gradient. Returns the loss."""
+    t = torch.randint(0, schedule.timesteps, (hq.shape[0],), device=hq.device, generator=generator)
+    noise = torch.randn(hq.shape, device=hq.device, generator=generator)
+    with autocast:
+        pred = net(schedule.q_sample(hq, t, noise), lq_up, t.float())
+    loss = torch.nn.functional.mse_loss(pred.float(), noise)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
 
 
 def _load_init(model: LPIPModel, path: str, model_config: ModelConfig) -> None:
@@ -434,7 +480,10 @@ def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, name
     """The shipped EMA model (with its training summary), the resume state and the loss plot."""
     save_state(cfg, _state_path(cfg), model, ema, optimizer, step, elapsed, model_config)
     summary = {
-        "data": Path(cfg.data).name, "faces": len(names), "holdout": Path(cfg.holdout).name if cfg.holdout else None,
+        "data": _folder_names(cfg.folders),
+        "faces": len(names), "holdout": ", ".join(Path(h).name for h in cfg.holdouts) or None,
+        "precision": "bf16" if uses_bf16(cfg.precision, device) else "fp32",
+        "masked_patches": not cfg.anywhere,
         "preset": cfg.preset, "steps": step, "minutes": round(elapsed / 60, 1), "device": _device_name(device),
         "processes": int(os.environ.get("WORLD_SIZE", "1")), "faces_per_step": cfg.faces_per_step,
         "patches_per_face": cfg.patches_per_face, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
@@ -446,6 +495,13 @@ def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, name
     shipped.load_state_dict(ema.state_dict())
     save_model(shipped, cfg.out)
     plot_loss(cfg.run_dir / "loss.csv", cfg.run_dir / "loss.png")
+
+
+def _folder_names(folders: list[str]) -> str:
+    """The data folders relative to their common parent: "aligned512, pixabay/aligned512"."""
+    paths = [Path(f).resolve() for f in folders]
+    parent = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0].parent
+    return ", ".join(str(p.relative_to(parent)) for p in paths)
 
 
 def _device_name(device: torch.device) -> str:
