@@ -134,3 +134,59 @@ def test_save_is_atomic_and_refuses_other_formats(tmp_path, model, monkeypatch):
         save_model(tiny_model(seed=5), target)
     assert target.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+def _with_weight(tmp_path, model, value: float, dtype: torch.dtype = torch.float32):
+    """The model saved with one conv weight filled with `value`, stored as `dtype`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = save_model(model, tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    tensors = {k: v.to(dtype) for k, v in load_file(str(path)).items()}
+    key = "unet.down.0.0.conv1.weight"
+    tensors[key] = torch.full_like(tensors[key], value)
+    out = tmp_path / f"w{value:g}.safetensors"
+    save_file(tensors, str(out), metadata=metadata)
+    return out
+
+
+def test_weights_finite_only_before_the_cast_to_float32_are_refused(tmp_path, model):
+    """float64 weights of 1e300 are finite, but inf once cast to float32: refused at load."""
+    path = _with_weight(tmp_path, model, 1e300, torch.float64)
+    with pytest.raises(CheckpointError, match=r"'unet.down.0.0.conv1.weight' holds values too large for float32"):
+        load_model(path)
+
+
+def test_weights_that_overflow_the_requested_dtype_are_refused(tmp_path, model):
+    """float32 weights of 1e5 load as float32, but are inf in float16 (the loader node's fp16)."""
+    path = _with_weight(tmp_path, model, 1e5)
+    assert load_model(path) is not None
+    with pytest.raises(CheckpointError, match=r"too large for float16 \(largest 1e\+05; at most 6.55e\+04\)"):
+        load_model(path, dtype=torch.float16)
+
+
+def test_restore_never_returns_a_non_finite_image(tmp_path, model):
+    """Weights of 3e38 are finite in float32 but overflow the activations: an error naming the
+    checkpoint and the dtype, never a NaN (or clamped black) image."""
+    from lpip_core import restore
+
+    loaded = load_model(_with_weight(tmp_path, model, 3e38))
+    with pytest.raises(ValueError, match=r"NaN or infinite values: the model w3e\+38.safetensors overflows in float32"):
+        restore(loaded, torch.rand(1, 3, 16, 16), steps=1)
+
+
+def test_a_full_disk_while_saving_a_model_is_an_os_error(tmp_path, model, monkeypatch):
+    """safetensors reports a failed write as SafetensorError, which the CLI would not catch."""
+    from safetensors import SafetensorError
+
+    from lpip_core.method import checkpoint
+
+    def full(tensors, filename, metadata=None):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(OSError, match="cannot write .*m.safetensors: Error while serializing"):
+        save_model(model, tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -1,6 +1,7 @@
 """`restore`: the public entry point that turns LQ faces into restored HQ faces (Algorithm 2)."""
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -326,12 +327,12 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
-    if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+    if isinstance(eta, bool) or not (isinstance(eta, numbers.Real) and 0 <= eta <= 1):
         raise ValueError(f"eta must be in 0..1, got {shown(eta)}")
     check_seed(seed, lq.shape[0])
     schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
     check_int("steps", steps, 1, schedule.timesteps)
-    if isinstance(denoise, bool) or not isinstance(denoise, (int, float)) or not 0 <= denoise <= 1:
+    if isinstance(denoise, bool) or not isinstance(denoise, numbers.Real) or not 0 <= denoise <= 1:
         raise ValueError(f"denoise must be a number in 0..1 (1 = from pure noise), got {shown(denoise)}")
     samples = (config.samples if config else 1) if samples is None else samples
     check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)
@@ -356,7 +357,22 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
                                seed=seed_for(seed, images.start + SAMPLE_SEED_STRIDE * k), eta=eta, fusion=fusion,
                                denoise=denoise, clip_x0=clip_x0, callback=report, cancel=cancel)
             total[part] += out.to(lq.device, torch.float64)
+    if not torch.isfinite(total).all():  # clamp keeps NaN: a broken result must never pass as an image
+        dtype = _model_dtype(model)
+        raise ValueError(f"the restored image holds NaN or infinite values: {_model_name(model)} overflows in "
+                         f"{dtype} ({'' if dtype == 'float32' else 'load it as float32, or '}check the checkpoint)")
     return (total / samples).to(out.dtype)
+
+
+def _model_name(model) -> str:
+    """The checkpoint a model was loaded from (checkpoint.load_model records it), else "the model"."""
+    name = getattr(model, "checkpoint_name", None)
+    return f"the model {name}" if name else "the model"
+
+
+def _model_dtype(model) -> str:
+    dtype = model_dtype(model)
+    return str(dtype).replace("torch.", "") if dtype is not None else "its dtype"
 
 
 def _sample_pass(model: EpsModel, lq: torch.Tensor, plan: SamplingPlan, schedule: NoiseSchedule,
