@@ -3,28 +3,34 @@ the accepted range, so that callers can prefix where the field lives (``config.u
 from __future__ import annotations
 
 import math
+import numbers
 
 SEED_LIMIT = 2 ** 64  # torch generators take seeds below this
+MAX_SIDE = 8192  # px: the largest image side an option may ask for (805 MB as float32 RGB; resizing needs a few)
 
 
 def shown(value) -> str:
-    """repr of a value, cut short: a hostile file may hold a megabyte-long list."""
+    """repr of a value, cut short: a hostile file may hold a megabyte-long list. A numpy scalar shows
+    as the number it holds (0.5, not np.float32(0.5))."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """An int (not a bool) in low..high (no upper bound when high is None)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    """An int (not a bool; a numpy integer counts) in low..high (no upper bound when high is None)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
+            (high is not None and value > high):
         accepted = f"{low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be an integer in {accepted}, got {shown(value)}")
-    return value
+    return int(value)
 
 
 def check_float(name: str, value, low: float, high: float, *, open_low: bool = False,
                 open_high: bool = False) -> float:
-    """A finite int or float (not a bool) in the interval; open ends exclude the bound."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool; numpy numbers count) in the interval; open ends exclude the bound."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
         accepted = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"

@@ -7,12 +7,13 @@ import math
 import os
 import shlex
 import sys
-import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import __version__
+from .checks import MAX_SIDE
 from .method.patches import FUSIONS
 from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from .training.degrade import RESAMPLE_KERNELS
@@ -36,46 +37,46 @@ def _device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as e:
-        raise CliError(f"--device {name} is not available here ({e})") from None
+        (torch.zeros(1, device=device) + 1).cpu()  # computes there and gives the result back (not "meta")
+    except (RuntimeError, AssertionError, NotImplementedError, TypeError) as e:
+        raise CliError(f"--device {name} is not available here ({str(e).splitlines()[0][:160]})") from None
     return device
 
 
-def _read_all(paths: list[str]) -> list[Path]:
-    """Read every input before any work starts, so that a bad file fails fast and writes nothing.
-    The images are read again one at a time when their turn comes (memory holds one at a time)."""
+def _read_all(paths: list[str]) -> list[tuple[Path, tuple[int, int]]]:
+    """Read every input before any work starts, so that a bad file fails fast and writes nothing;
+    returns each path with its (height, width). The images are read again one at a time when their
+    turn comes (memory holds one at a time)."""
     from .files import read_image
 
-    for p in paths:
-        read_image(p)  # a ValueError that names the file
-    return [Path(p) for p in paths]
+    return [(Path(p), tuple(read_image(p).shape[-2:])) for p in paths]  # a ValueError that names the file
 
 
-def _plan_outputs(inputs: list[Path], out_dir: Path, suffixes: list[str]) -> list[list[Path]]:
+def _plan_outputs(inputs: list[Path], out_dir: Path, suffixes: list[str], overwrite: bool) -> list[list[Path]]:
     """out_dir/<input stem><suffix> for every input and suffix, refusing up front whatever would
-    lose work: an output folder that cannot be written, two inputs with the same output, an output
-    that is one of the inputs."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CliError(f"-o {out_dir}: exists and is not a folder")
+    lose work (outputs.plan_outputs) and two inputs with the same output."""
+    from .outputs import Output, plan_outputs
+
     plan = [[out_dir / f"{p.stem}{suffix}" for suffix in suffixes] for p in inputs]
-    sources = {p.resolve(): p for p in inputs}
     writers: dict[Path, Path] = {}
     for src, outs in zip(inputs, plan):
         for out in outs:
             key = out.resolve()
-            if key in sources:
-                raise CliError(f"writing {out} would replace the input {sources[key]}; choose another -o folder")
             if key in writers:
                 raise CliError(f"{writers[key]} and {src} would both be written to {out}; write inputs with the "
                                "same name to separate -o folders")
             writers[key] = src
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()
-    except OSError as e:
-        raise CliError(f"-o {out_dir}: cannot write there ({e.strerror or e})") from None
+    plan_outputs([Output("-o", out_dir, folder=True)] + [Output("-o", out) for outs in plan for out in outs], inputs,
+                 overwrite=overwrite)
     return plan
+
+
+def _check_side(option: str, value, path: Path, size: tuple[int, int], factor: float) -> None:
+    """Refuse an option that would make an image of `path` larger than MAX_SIDE a side (memory)."""
+    h, w = round(size[0] * factor), round(size[1] * factor)
+    if max(h, w) > MAX_SIDE:
+        raise CliError(f"{option} {value}: {path.name} ({size[1]}x{size[0]} px) would become {w}x{h} px; at most "
+                       f"{MAX_SIDE} px a side")
 
 
 def _write(image, target: Path) -> Path:
@@ -109,15 +110,19 @@ def cmd_restore(args) -> None:
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
-    inputs = _read_all(args.inputs)
-    plan = _plan_outputs(inputs, Path(args.out), [".png"])
+    sized = _read_all(args.inputs)
+    inputs = [p for p, _ in sized]
+    plan = _plan_outputs(inputs, Path(args.out), [".png"], args.overwrite)
     run = steps_run(args.steps, args.end_percent)  # checks --end-percent before loading
-    model = load_model(model_path, device=_device(args.device))
+    device = _device(args.device)
+    model = load_model(model_path, device=device)
     samples = model.config.samples if args.samples is None else args.samples
     total = len(inputs) * run * samples
     scale = check_output_scale(args.scale, model.config.scale)
     if args.upsampled and scale != model.config.scale:
         raise CliError("--scale: --upsampled inputs are restored at their own size, so --scale must be left out")
+    for path, size in sized:
+        _check_side("--scale", scale, path, size, 1 if args.upsampled else scale)
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)
@@ -154,8 +159,16 @@ def cmd_degrade(args) -> None:
     except ValueError as e:
         raise CliError(f"--{e}") from None
     manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg, args.resample))
-    inputs = _read_all(args.inputs)
-    plan = _plan_outputs(inputs, Path(args.out), ["_lq.png"] + (["_lq_up.png"] if args.save_upsampled else []))
+    sized = _read_all(args.inputs)
+    inputs = [p for p, _ in sized]
+    for path, size in sized:
+        if manual and args.downscale is not None:
+            _check_side("--downscale", args.downscale, path, size, 1 / args.downscale)
+        elif min(size) < args.scale:
+            raise CliError(f"--scale {args.scale}: {path.name} is {size[1]}x{size[0]} px, smaller than the scale; "
+                           "its LQ would be less than one pixel")
+    plan = _plan_outputs(inputs, Path(args.out), ["_lq.png"] + (["_lq_up.png"] if args.save_upsampled else []),
+                         args.overwrite)
     for i, (path, targets) in enumerate(zip(inputs, plan)):
         hq = read_image(path)
         if manual:
@@ -181,6 +194,8 @@ def _check_device_name(name: str) -> None:
         raise CliError(f"--device {name}: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CliError(f"--device {name} is not available here (no CUDA device)")
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise CliError(f"--device {name}: training runs on cpu, cuda, mps or xpu")
 
 
 def _check_model_out(out: str) -> None:
@@ -190,6 +205,7 @@ def _check_model_out(out: str) -> None:
 
 
 def cmd_train(args) -> None:
+    from .files import regular_file
     from .training.train import TrainConfig, train
 
     if args.steps is None and args.minutes is None:
@@ -198,8 +214,7 @@ def cmd_train(args) -> None:
         if not Path(folder).is_dir():
             raise CliError(f"--data {folder}: folder not found")
     for path in args.holdout or ():
-        if not Path(path).is_file():
-            raise CliError(f"--holdout {path}: file not found")
+        regular_file(path, "--holdout")
     _check_model_out(args.out)
     _check_device_name(args.device)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
@@ -213,9 +228,11 @@ def cmd_train(args) -> None:
 
 def cmd_average(args) -> None:
     from .method.checkpoint import save_model
+    from .outputs import Output, plan_outputs
     from .training.average import average_models
 
     _check_model_out(args.out)
+    plan_outputs([Output("-o", Path(args.out))], args.models, overwrite=args.overwrite)
     print(save_model(average_models(args.models, args.weights), args.out))
 
 
@@ -225,14 +242,15 @@ def _rank() -> int:
 
 def cmd_evaluate(args) -> None:
     from .evaluation.evaluate import evaluate
+    from .files import regular_file
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise CliError(f"model not found: {model_path} (pass --model PATH to a .safetensors checkpoint)")
     if not Path(args.data).is_dir():
         raise CliError(f"--data {args.data}: folder not found")
-    if args.holdout and not Path(args.holdout).is_file():
-        raise CliError(f"--holdout {args.holdout}: file not found")
+    if args.holdout:
+        regular_file(args.holdout, "--holdout")
     try:
         factors = tuple(float(f) for f in args.table2.split(",") if f.strip()) if args.table2 else ()
     except ValueError:
@@ -251,7 +269,7 @@ def cmd_evaluate(args) -> None:
              holdout=args.holdout, steps=args.steps,
              seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
              fusions=[f.strip() for f in args.fusions.split(",") if f.strip()], min_face_size=args.min_face_size,
-             align=args.align, max_batch=args.max_batch,
+             align=args.align, max_batch=args.max_batch, overwrite=args.overwrite,
              device=_device(args.device), progress=not args.quiet, command=args.command_line)
     print(Path(args.out) / "protocols.md")
     if not args.quiet:
@@ -261,7 +279,7 @@ def cmd_evaluate(args) -> None:
 def _train_parser(sub) -> None:
     from .method.unet import PRESETS
     from .training.data import DEGRADATIONS
-    from .training.train import PRECISIONS, TrainConfig
+    from .training.train import MAX_FACES_PER_STEP, MAX_PATCHES_PER_FACE, PRECISIONS, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     t = sub.add_parser("train", help="train a model (Algorithm 1); under torchrun: one process per GPU (DDP)",
@@ -296,8 +314,10 @@ def _train_parser(sub) -> None:
     t.add_argument("--precision", choices=PRECISIONS, default=defaults["precision"],
                    help="auto (default): bf16 autocast on CUDA and on CPUs with native bf16, else fp32")
     t.add_argument("--align", action="store_true", help="detect and FFHQ-align the largest face of each image")
-    t.add_argument("--faces-per-step", type=int, default=defaults["faces_per_step"], help="faces per step and process")
-    t.add_argument("--patches-per-face", type=int, default=defaults["patches_per_face"])
+    t.add_argument("--faces-per-step", type=int, default=defaults["faces_per_step"],
+                   help=f"faces per step and process, 1..{MAX_FACES_PER_STEP}")
+    t.add_argument("--patches-per-face", type=int, default=defaults["patches_per_face"],
+                   help=f"1..{MAX_PATCHES_PER_FACE}")
     t.add_argument("--lr", type=float, default=defaults["lr"], help="peak AdamW learning rate")
     t.add_argument("--warmup-steps", type=int, default=defaults["warmup_steps"])
     t.add_argument("--min-lr-ratio", type=float, default=defaults["min_lr_ratio"], help="cosine decays to lr * this")
@@ -354,6 +374,7 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     e.add_argument("--threads", type=int, help="torch CPU threads (timings depend on it)")
+    e.add_argument("--overwrite", action="store_true", help="replace results that exist in -o (default: refuse)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 
@@ -384,10 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--whole-image", action="store_true", help="the SR3 baseline: one patch = the whole image")
     r.add_argument("--upsampled", action="store_true", help="inputs are already at the output size")
     r.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it, the rest by bicubic: "
-                   "--scale 8 with the x4 model restores 16 px faces to 128 px (README 'x8 through x4')")
+                   "--scale 8 with the x4 model restores 16 px faces to 128 px (README 'x8 through x4'); the "
+                   f"result is at most {MAX_SIDE} px a side")
     r.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
+    r.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_restore)
 
@@ -396,23 +419,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--scale", type=int, default=4, help="LQ side = HQ side / scale (default 4)")
     d.add_argument("--blur", type=float, help="manual: blur sigma in HQ pixels")
-    d.add_argument("--downscale", type=float, help="manual: downscale factor (default: --scale)")
+    d.add_argument("--downscale", type=float, help="manual: downscale factor, 0.01..64 (default: --scale); below 1 "
+                   f"it enlarges, to at most {MAX_SIDE} px a side")
     d.add_argument("--noise", type=float, help="manual: noise sigma in 0..255 units")
     d.add_argument("--jpeg", type=int, help="manual: JPEG quality 1..100")
     d.add_argument("--resample", choices=RESAMPLE_KERNELS, help="manual: the downsampling kernel (default bicubic-aa)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--save-upsampled", action="store_true", help="also write the LQ upsampled to the HQ size")
+    d.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
     d.set_defaults(func=cmd_degrade)
 
     a = sub.add_parser("average", help="average the weights of fine-tunes of one model (a model soup)")
     a.add_argument("models", nargs="+", help="two or more .safetensors checkpoints of one architecture")
     a.add_argument("-o", "--out", required=True, help="the averaged model (.safetensors, written atomically)")
     a.add_argument("--weights", type=float, nargs="+", help="one per model, summing to 1 (default: equal)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing -o (default: refuse)")
     a.set_defaults(func=cmd_average)
 
     _train_parser(sub)
     _evaluate_parser(sub)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line in the command's own words, not Python's `file:line: UserWarning:`."""
+    print(f"lpip-diff: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command_line = "lpip-diff " + shlex.join(argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args.func(args)
     except (CliError, ValueError) as e:
         print(f"lpip-diff: error: {e}", file=sys.stderr)
         return 2

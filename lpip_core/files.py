@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,7 +22,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    # The temporary name is kept short, so that any target name the file system takes has one.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=path.suffix[:16])
     os.close(fd)
     try:
         yield Path(tmp)
@@ -34,22 +36,39 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def regular_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """`path`, if it is a regular file (or a link to one); else a ValueError that names it. Checked
+    without opening it: opening a FIFO blocks until someone writes, a device may never end."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise ValueError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise ValueError(f"{what} {path} is {kind}, not a regular file")
+    return path
+
+
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """An image file as float32 [1, 3, H, W] RGB in [0, 1], read the way it is meant to be seen.
 
     EXIF orientation is applied; 16-bit and 32-bit integer images are scaled by their full range
     and float images taken as 0..1 (Pillow's own conversion would clip them to 8 bits); greyscale is
     repeated to RGB; transparency is composited over white. Anything unreadable, or larger than
-    Pillow's decompression-bomb limit, is a ValueError that names the file.
+    Pillow's decompression-bomb limit, is a ValueError that names the file; so is anything but a
+    regular file (a FIFO, device or socket), which is never opened.
     """
-    path = Path(path)
+    path = regular_file(path, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 rgb = _to_rgb(ImageOps.exif_transpose(im))
-    except FileNotFoundError:
-        raise ValueError(f"image not found: {path}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(f"image {path} is too large to read safely (more than {Image.MAX_IMAGE_PIXELS:,} "
                          "pixels; a decompression bomb?)") from None

@@ -51,5 +51,6 @@ def test_cli_average_writes_the_equal_mean_by_default_and_refuses_other_suffixes
     assert [p["weight"] for p in read_config(out).training["average"]] == [0.5, 0.5]
     assert main(["average", str(a), str(b), "-o", str(tmp_path / "soup.pt")]) == 2
     assert "give a path ending in .safetensors" in capsys.readouterr().err
-    assert main(["average", str(a), str(b), "--weights", "0.9", "0.9", "-o", str(out)]) == 2
+    other = tmp_path / "other.safetensors"
+    assert main(["average", str(a), str(b), "--weights", "0.9", "0.9", "-o", str(other)]) == 2
     assert "weights must be >= 0 and sum to 1" in capsys.readouterr().err

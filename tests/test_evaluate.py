@@ -5,6 +5,7 @@ complete and consistent with the metrics computed independently.
 """
 import csv
 import json
+import math
 import random
 import shutil
 import statistics
@@ -298,3 +299,63 @@ def test_end_percent_ends_every_diffusion_method_early(setup, tmp_path):
     assert "ending at" not in (tmp_path / "p" / "protocols.md").read_text()
     with pytest.raises(ValueError, match=r"end_percent must be a number in \(0, 1\]"):
         evaluate(model_path, data, out_dir=tmp_path / "x", end_percent=0, progress=False)
+
+
+def test_faces_of_one_file_name_in_two_folders_stay_two_faces(setup, tmp_path, monkeypatch):
+    """Faces are keyed by their path relative to the data folder: rows, retrieval and the margins'
+    face count all see two faces, and a holdout may name either by that path."""
+    from lpip_core.faces import identity
+
+    # Every result equally near every truth: the nearest is the first face, so only the first face's
+    # results are found (by file name, both would count as found).
+    monkeypatch.setattr(identity, "face_embedding", lambda images, landmarks: torch.ones(len(images), 4) / 2)
+    root, _, model_path = setup
+    data = tmp_path / "faces"
+    for sub, name in (("a", "hopper"), ("b", "obama")):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(FIXTURES / f"{name}_aligned_128.png", data / sub / "face.png")
+    results = evaluate(model_path, data, out_dir=tmp_path / "o", steps=1, patch_factors=(), fusions=("mean",),
+                       protocols=["clean"], grid_faces=0, progress=False)
+    assert results["faces"]["names"] == ["a/face.png", "b/face.png"]
+    rows = read_rows(tmp_path / "o")
+    assert sorted({r["face"] for r in rows}) == ["a/face.png", "b/face.png"] and len(rows) == 2 * 3
+    assert {r["face"]: r["top1"] for r in rows if r["method"] == "bicubic"} == {"a/face.png": "1", "b/face.png": "0"}
+    margins = results["protocols"]["clean"]["against_bicubic"]["psnr"]
+    assert math.isfinite(margins["se"])  # a standard error over two faces (one face would give none)
+    holdout = tmp_path / "holdout.txt"
+    holdout.write_text("b/face.png\n")
+    picked = evaluate(model_path, data, out_dir=tmp_path / "p", holdout=holdout, steps=1, patch_factors=(),
+                      fusions=("mean",), protocols=["clean"], grid_faces=0, progress=False)
+    assert picked["faces"]["names"] == ["b/face.png"]
+
+
+@pytest.mark.parametrize("inside", ["", "sub"])
+def test_evaluate_never_writes_among_its_faces(setup, tmp_path, inside):
+    """An -o that is the data folder (or lies in it) would replace a face called grid.png and leave
+    the results to be read as faces by the next run: refused before the model is even loaded."""
+    _, _, model_path = setup
+    data = tmp_path / "faces"
+    data.mkdir()
+    shutil.copy(FIXTURES / "hopper_aligned_128.png", data / "grid.png")
+    before = {p: p.read_bytes() for p in data.rglob("*")}
+    with pytest.raises(ValueError, match="the input folder"):
+        evaluate(model_path, data, out_dir=data / inside, progress=False, overwrite=True)
+    assert {p: p.read_bytes() for p in data.rglob("*")} == before
+
+
+def test_evaluate_checks_its_outputs_before_any_work(setup, tmp_path, monkeypatch):
+    from lpip_core.evaluation import evaluate as module
+
+    _, data, model_path = setup
+    monkeypatch.setattr(module, "load_model", lambda *a, **k: pytest.fail("loaded before the check"))
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="-o .*file: exists and is not a folder"):
+        evaluate(model_path, data, out_dir=tmp_path / "file", progress=False)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "results.json").write_text("an earlier run")
+    with pytest.raises(ValueError, match="results.json: exists; pass --overwrite to replace it"):
+        evaluate(model_path, data, out_dir=tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="cannot write there"):
+        evaluate(model_path, data, out_dir="/proc/lpip-diff-no-such/out", progress=False)
+    assert (tmp_path / "file").read_text() == "mine"
+    assert (tmp_path / "o" / "results.json").read_text() == "an earlier run"

@@ -38,14 +38,17 @@ from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
 from ..method.restoration import RECOMMENDED_END_PERCENT, restore, steps_run
+from ..outputs import Output, plan_outputs
 from ..resize import resize
-from ..training.data import list_images, load_faces, read_split
+from ..training.data import list_images, listed, load_faces, read_split, relative_name
 from .metrics import psnr, ssim
 from .protocols import PROTOCOLS, check_protocols, make_lq
 
 TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
 DENOISE_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 METRICS = ("psnr", "ssim", "id_sim", "top1", "seconds")
+OUTPUT_FILES = ("per_face.csv", "table1.md", "table2.md", "table3.md", "protocols.md", "results.json")
+SWEEP_FILES = ("denoise.md", "denoise.png")
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
              fusions: Sequence[str] = FUSIONS,
              min_face_size: int | None = None, align: bool = False, max_batch: int | None = None,
-             device: str | torch.device = "cpu", progress: bool = True, command: str | None = None) -> dict:
+             overwrite: bool = False, device: str | torch.device = "cpu", progress: bool = True,
+             command: str | None = None) -> dict:
     """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) under
     each protocol, and write the tables, per-face CSV, results JSON and comparison grid to `out_dir`.
     Returns the results dict that results.json holds.
@@ -148,6 +152,10 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
     fusions: the LPIP-Diff fusions of Table I, mean first (without median there is no Table III).
     min_face_size, align: as in lpip_core.training.data.load_faces (default: faces at least hq_size natively).
+    overwrite: replace results that exist in out_dir (else refused before any work, as is an out_dir
+        that is or lies inside data_dir, where the results would be read as faces by the next run).
+    Faces are known by their path relative to data_dir: two faces of one file name in different
+    sub-folders are two faces in every row, retrieval and margin.
     """
     started = time.perf_counter()
     protocols = check_protocols(protocols)
@@ -168,6 +176,11 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     if faces_limit is not None:
         check_int("faces_limit", faces_limit, 1)
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    if not data_dir.is_dir():
+        raise ValueError(f"data folder not found: {data_dir}")
+    files = OUTPUT_FILES + (SWEEP_FILES if denoise_sweep else ()) + (("grid.png",) if grid_faces else ())
+    plan_outputs([Output("-o", out_dir, folder=True), *(Output("-o", out_dir / f) for f in files)],
+                 [model_path, data_dir, *([holdout] if holdout is not None else [])], overwrite=overwrite)
     model = load_model(model_path, device=device)
     config = model.config
     samples = config.samples if samples is None else samples
@@ -176,17 +189,16 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     hq_size = lq_size * scale
 
     include = None
+    images = list_images(data_dir)  # faces are known by their path relative to data_dir
     if holdout is not None:
-        if not Path(holdout).is_file():
-            raise ValueError(f"holdout file not found: {holdout}")
         include = read_split(holdout)
-        present = {p.name for p in list_images(data_dir)}
+        present = {p.name for p in images} | {relative_name(p, data_dir) for p in images}
         missing = sorted(include - present)
         if missing:
             raise ValueError(f"{len(missing)} face(s) listed in {Path(holdout).name} are not in {data_dir}: "
                              + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
     faces, names = load_faces(data_dir, hq_size, include=include, min_face_size=min_face_size, align=align)
-    wanted = include if include is not None else {p.name for p in list_images(data_dir)}
+    wanted = {relative_name(p, data_dir) for p in images if include is None or listed(p, data_dir, include)}
     skipped = sorted(wanted - set(names))
     if faces_limit is not None:
         faces, names = faces[:faces_limit], names[:faces_limit]
@@ -238,8 +250,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                     bar.update(1)
             for key, found in embeddings.items():  # retrieval: is the nearest ground truth the face's own?
                 nearest = (torch.stack(found) @ truth_embeddings.T).argmax(dim=1).tolist()
-                for r, j in zip((r for r in protocol_rows if r["method"] == key), nearest):
-                    r["top1"] = float(r["face"] == names[j])
+                for i, (r, j) in enumerate(zip((r for r in protocol_rows if r["method"] == key), nearest)):
+                    r["top1"] = float(i == j)  # by index: two faces may share a file name
             rows += protocol_rows
             per_protocol[protocol] = {
                 "description": PROTOCOLS[protocol].description,

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from ..files import IMAGE_SUFFIXES, read_image
+from ..files import IMAGE_SUFFIXES, read_image, regular_file
 from ..resize import resize
 from .augment import NO_AUGMENTATION, Augmentation, augment_face
 from .degrade import VARIANTS, degrade_one, random_params
@@ -37,8 +37,14 @@ def list_images(root: str | Path) -> list[Path]:
 
 
 def read_split(path: str | Path) -> set[str]:
-    """File names listed one per line ('#' starts a comment)."""
-    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    """File names listed one per line ('#' starts a comment); a file that is not UTF-8 text is a
+    ValueError that names it."""
+    path = regular_file(path, "holdout file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"holdout file {path} is not a text file of names (byte {e.start} is not UTF-8)") from None
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return {line for line in lines if line}
 
 
@@ -78,9 +84,12 @@ def load_faces(root: str | Path | Iterable[str | Path], hq_size: int, *, exclude
                max_outside: float | None = None, align: bool = False, store_size: int | None = None,
                masks: bool = False) -> tuple[torch.Tensor, list[str]]:
     """Faces of one folder or several as uint8 [N, 3, S, S] (resized with antialiasing; S =
-    store_size, default hq_size), and their names; with masks=True [N, 4, S, S]: RGB and the inside mask.
+    store_size, default hq_size), and their names: each file's path relative to its folder (its
+    file name unless it lies in a sub-folder, so that two faces named alike stay two faces); with
+    masks=True [N, 4, S, S]: RGB and the inside mask.
 
-    exclude / include: file names to leave out / keep (e.g. a held-out split).
+    exclude / include: file names (or paths relative to the folder) to leave out / keep (e.g. a
+        held-out split).
     min_face_size: drop faces whose native side is smaller (default hq_size, so every training
         face is a genuine HQ target; the native side comes from MANIFEST.csv, else the detected
         face when align=True, else the image side).
@@ -107,7 +116,7 @@ def _load_folder(root, hq_size, exclude, include, min_face_size, max_outside, al
     min_face_size = hq_size if min_face_size is None else min_face_size
     manifest = read_manifest(root)
     faces, names = [], []
-    wanted = [p for p in list_images(root) if p.name not in exclude and (include is None or p.name in include)]
+    wanted = [p for p in list_images(root) if not listed(p, root, exclude) and (include is None or listed(p, root, include))]
     for path, image in readable_images(wanted):
         row = manifest.get(path.name, {})
         if max_outside is not None and row.get("outside_fraction", 0.0) > max_outside:
@@ -129,13 +138,24 @@ def _load_folder(root, hq_size, exclude, include, min_face_size, max_outside, al
         face = resize(image if mask is None else torch.cat([image, mask], 1), (store_size or hq_size,) * 2)[0]
         face = face.clamp(0, 1)
         faces.append((face * 255).round().to(torch.uint8))
-        names.append(path.name)
+        names.append(relative_name(path, root))
     return faces, names
 
 
+def relative_name(path: Path, root: Path) -> str:
+    """A face's name: its path relative to the data folder, with forward slashes."""
+    return path.relative_to(root).as_posix()
+
+
+def listed(path: Path, root: Path, names) -> bool:
+    """Whether a split names this face, by file name or by its path relative to the folder."""
+    return path.name in names or relative_name(path, root) in names
+
+
 def readable_images(paths: list[Path]) -> Iterator[tuple[Path, torch.Tensor]]:
-    """(path, image) for every file that reads; the others are skipped, counted and named in one
-    warning at the end, so that one corrupt file does not stop a training run."""
+    """(path, image) for every file that reads; the others (corrupt files, and pipes, devices or
+    sockets, which are never opened) are skipped, counted and named in one warning at the end, so
+    that one bad file does not stop a training run."""
     skipped = []
     for path in paths:
         try:

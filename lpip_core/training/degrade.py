@@ -16,6 +16,7 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -23,7 +24,7 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from ..checks import check_seed, seed_for
+from ..checks import check_seed, seed_for, shown
 from ..files import compressed
 from ..resize import resize
 
@@ -60,8 +61,8 @@ class DegradeParams:
 
     def __post_init__(self):
         def check(name, value, low, high):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
-                raise ValueError(f"{name} must be in {low}..{high}, got {value!r}")
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name} must be in {low}..{high}, got {shown(value)}")
 
         check("blur_sigma", self.blur_sigma, 0.0, 50.0)
         if self.blur_sigma_y is not None:

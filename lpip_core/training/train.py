@@ -7,10 +7,12 @@ under torchrun: each rank draws its own samples of the same seeded stream, rank 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
 import math
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,20 +20,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..checks import shown
 from ..files import atomic_output
-from ..method.checkpoint import load_model, save_model
+from ..method.checkpoint import load_model, save_model, write_safetensors
 from ..method.model import LPIPModel, ModelConfig
 from ..method.schedule import NoiseSchedule, ScheduleConfig
 from ..method.unet import PRESETS
+from ..outputs import Output, exclusive, plan_outputs
 from .augment import Augmentation
 from .data import DEGRADATIONS, PatchPairs, collate_pairs, load_faces, read_split
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+MAX_FACES_PER_STEP = 1024  # memory: each face of a step is augmented and degraded at twice hq_size
+MAX_PATCHES_PER_FACE = 256
 
 
 @dataclass
@@ -88,8 +94,9 @@ class TrainConfig:
             _check_number("steps", self.steps, 1, None, integer=True)
         if self.minutes is not None:
             _check_number("minutes", self.minutes, 0, None, open_low=True)
-        for name in ("faces_per_step", "patches_per_face", "log_every"):
-            _check_number(name, getattr(self, name), 1, None, integer=True)
+        _check_number("faces_per_step", self.faces_per_step, 1, MAX_FACES_PER_STEP, integer=True)
+        _check_number("patches_per_face", self.patches_per_face, 1, MAX_PATCHES_PER_FACE, integer=True)
+        _check_number("log_every", self.log_every, 1, None, integer=True)
         _check_number("warmup_steps", self.warmup_steps, 0, None, integer=True)
         _check_number("workers", self.workers, 0, 256, integer=True)
         if self.threads is not None:
@@ -128,12 +135,12 @@ class TrainConfig:
 
 def _check_number(name: str, value, low, high, *, integer: bool = False, open_low: bool = False) -> None:
     """A ValueError naming the field and its accepted range unless low <= value <= high (low < value if open_low)."""
-    kinds = (int,) if integer else (int, float)
+    kinds = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
     if not ok:
         accepted = f"{'(' if open_low else '['}{low}, {'inf)' if high is None else f'{high}]'}"
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} in {accepted}, got {value!r}")
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} in {accepted}, got {shown(value)}")
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -253,8 +260,7 @@ def save_state(cfg, path, model, ema, optimizer, step, elapsed, model_config):
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
     meta = {"step": str(step), "elapsed": str(elapsed), "train_config": json.dumps(asdict(cfg)),
             "model_config": json.dumps(model_config.to_dict())}
-    with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_safetensors(tensors, path, meta)
 
 
 def load_state(path, model, ema, optimizer, model_config: ModelConfig | None = None) -> tuple[int, float]:
@@ -325,12 +331,54 @@ def plot_loss(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+RUN_FILES = ("loss.csv", "loss.png", "state.safetensors")
+
+
+def plan_run(cfg: TrainConfig) -> None:
+    """Refuse, before any work, outputs that would lose something (outputs.plan_outputs): the model
+    and the run folder must not be an input or lie inside a data folder, the model must not be a
+    folder, and both must be writable. Whether earlier files may be replaced is check_run_start's."""
+    folder_option = "--log-dir" if cfg.log_dir else "-o"
+    inputs = cfg.folders + cfg.holdouts + ([cfg.init] if cfg.init else [])
+    plan_outputs([Output("-o", Path(cfg.out)), Output(folder_option, cfg.run_dir, folder=True),
+                  *(Output(folder_option, cfg.run_dir / name) for name in RUN_FILES)], inputs, overwrite=True)
+
+
+@contextlib.contextmanager
+def _held(run_dir: Path, what: str, main: bool):
+    """The run folder, created if need be and held by this process for the whole run (two runs
+    writing one model would silently mix their logs and replace each other's model); a folder this
+    run created is removed again if the run fails before writing anything into it."""
+    if not main:  # under torchrun rank 0 holds the run for all
+        yield
+        return
+    try:
+        run_dir.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        created = False
+    try:
+        with exclusive(run_dir, what):
+            yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only if empty
+        raise
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Run Algorithm 1 and write the EMA model to cfg.out; returns that path."""
+    plan_run(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     ddp = Distributed(device)
+    with _held(cfg.run_dir, f"-o {cfg.out}", ddp.main):
+        return _train(cfg, device, ddp, progress)
+
+
+def _train(cfg: TrainConfig, device: torch.device, ddp: Distributed, progress: bool) -> Path:
     torch.manual_seed(cfg.seed)
 
     resuming = check_run_start(cfg)

@@ -112,6 +112,75 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(model_path, face16, 
     assert tree(tmp_path / "o") == {}
 
 
+def test_average_never_replaces_its_input(model_path, tmp_path):
+    a, b = (tmp_path / n for n in ("a.safetensors", "b.safetensors"))
+    for p in (a, b):
+        p.write_bytes(model_path.read_bytes())
+    os.link(a, tmp_path / "a-link.safetensors")
+    before = tree(tmp_path)
+    for out in (a, tmp_path / "a-link.safetensors"):  # by name, or by another name of the same file
+        for flags in ([], ["--overwrite"]):
+            one_line(*run(["average", a, b, "-o", out, *flags]), f"-o {out}: writing it would replace the input")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["restore", "degrade", "average"])
+def test_an_existing_output_is_never_replaced_unasked(model_path, face16, tmp_path, command):
+    out = tmp_path / "o"
+    out.mkdir()
+    if command == "average":
+        argv, target = ["average", model_path, model_path, "-o", out / "m.safetensors"], out / "m.safetensors"
+    else:
+        argv = [command, face16, "-o", out]
+        argv += ["--model", model_path, "--steps", 1, "-q"] if command == "restore" else []
+        target = out / ("face.png" if command == "restore" else "face_lq.png")
+    target.write_bytes(b"an earlier result")
+    one_line(*run(argv), f"-o {target}: exists; pass --overwrite to replace it")
+    assert target.read_bytes() == b"an earlier result"
+    assert run(argv + ["--overwrite"])[0] == 0 and target.read_bytes() != b"an earlier result"
+
+
+def test_a_folder_where_an_output_file_goes_is_refused_before_any_work(model_path, face16, tmp_path, monkeypatch):
+    from lpip_core.method import restoration
+
+    (tmp_path / "o" / "face.png").mkdir(parents=True)
+    (tmp_path / "m.safetensors").mkdir()
+    monkeypatch.setattr(restoration, "restore", lambda *a, **k: pytest.fail("restored before the check"))
+    for flags in ([], ["--overwrite"]):
+        one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "-q", *flags]),
+                 "face.png: is a folder; give the path of a file to write")
+        one_line(*run(["average", model_path, model_path, "-o", tmp_path / "m.safetensors", *flags]), "is a folder")
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_and_the_longest_that_fits_is_written(face16, tmp_path):
+    """Atomic writes use a temporary name beside the target: it must not be longer than the target."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = tmp_path / ("f" * (limit - len("_lq.png")) + ".png")  # its _lq.png output is exactly the limit
+    longest.write_bytes(face16.read_bytes())
+    assert run(["degrade", longest, "-o", tmp_path / "o"])[0] == 0
+    assert [len(p.name) for p in (tmp_path / "o").iterdir()] == [limit]
+    too_long = tmp_path / ("g" * (limit - len("_lq.png") + 1) + ".png")
+    too_long.write_bytes(face16.read_bytes())
+    one_line(*run(["degrade", too_long, "-o", tmp_path / "p"]),
+             f"bytes long; this file system takes at most {limit}")
+    one_line(*run(["average", face16, face16, "-o", tmp_path / ("m" * limit + ".safetensors")]), "bytes long")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_special_files_are_refused_as_inputs_without_being_opened(model_path, face16, tmp_path, kind):
+    """Opening a FIFO blocks until someone writes to it: these inputs must be refused from a stat alone."""
+    special = {"device": Path("/dev/zero"), "folder": tmp_path / "folder.png"}.get(kind, tmp_path / "pipe.png")
+    if kind == "fifo":
+        os.mkfifo(special)
+    elif kind == "folder":
+        special.mkdir()
+    words = {"fifo": "is a FIFO (named pipe), not a regular file", "device": "is a device, not a regular file",
+             "folder": "is a folder, not a regular file"}[kind]
+    one_line(*run(["restore", face16, special, "-o", tmp_path / "o", "--model", model_path, "-q"]), words)
+    one_line(*run(["degrade", special, "-o", tmp_path / "o"]), words)
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------------ one line each
 
 @pytest.mark.parametrize("options, needle", [
