@@ -61,10 +61,10 @@ def check_output_scale(scale, model_scale: int) -> int:
 
 def check_seed(seed, batch: int = 1) -> int:
     """A seed in 0..2**64 - 1 (KSampler's range); image b of a batch uses seed_for(seed, b)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
         per_image = " (image b of a batch uses seed + b, wrapped)" if batch > 1 else ""
         raise ValueError(f"seed must be an integer in 0..2**64 - 1{per_image}, got {shown(seed)}")
-    return seed
+    return int(seed)
 
 
 def seed_for(seed: int, b: int) -> int:

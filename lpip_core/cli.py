@@ -38,7 +38,7 @@ def _device(name: str) -> torch.device:
     try:
         device = torch.device(name)
         (torch.zeros(1, device=device) + 1).cpu()  # computes there and gives the result back (not "meta")
-    except (RuntimeError, AssertionError, NotImplementedError, TypeError) as e:
+    except (RuntimeError, AssertionError, NotImplementedError, TypeError, ImportError) as e:
         raise CliError(f"--device {name} is not available here ({str(e).splitlines()[0][:160]})") from None
     return device
 

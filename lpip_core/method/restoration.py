@@ -329,7 +329,7 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     if isinstance(eta, bool) or not (isinstance(eta, numbers.Real) and 0 <= eta <= 1):
         raise ValueError(f"eta must be in 0..1, got {shown(eta)}")
-    check_seed(seed, lq.shape[0])
+    seed = check_seed(seed, lq.shape[0])
     schedule = NoiseSchedule(schedule or (config.schedule if config else ScheduleConfig()))
     check_int("steps", steps, 1, schedule.timesteps)
     if isinstance(denoise, bool) or not isinstance(denoise, numbers.Real) or not 0 <= denoise <= 1:

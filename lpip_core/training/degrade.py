@@ -34,6 +34,7 @@ RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa") 
 REFERENCE_SIZE = 512
 BLUR_SIGMA_RANGE = (0.1, 10.0)  # px at 512
 DOWNSCALE_RANGE = (0.8, 8.0)
+MIN_DOWNSCALE = 0.01  # DegradeParams' range: at most a 100x enlargement
 NOISE_RANGE = (0.0, 20.0)  # of 255
 JPEG_RANGE = (60, 100)
 
@@ -67,7 +68,7 @@ class DegradeParams:
         check("blur_sigma", self.blur_sigma, 0.0, 50.0)
         if self.blur_sigma_y is not None:
             check("blur_sigma_y", self.blur_sigma_y, 0.0, 50.0)
-        check("downscale", self.downscale, 0.01, 64.0)
+        check("downscale", self.downscale, MIN_DOWNSCALE, 64.0)
         check("noise_sigma", self.noise_sigma, 0.0, 255.0)
         if self.jpeg_quality is not None:
             check("jpeg_quality", self.jpeg_quality, 1, 100)
@@ -121,7 +122,7 @@ def _gfpgan512_params(rng: random.Random, hq_size: int) -> DegradeParams:
         blur_sigma=sigma,
         blur_sigma_y=rng.uniform(*BLUR_SIGMA_RANGE) * size_factor if anisotropic else None,
         blur_angle=rng.uniform(-math.pi, math.pi) if anisotropic else 0.0,
-        downscale=rng.uniform(*DOWNSCALE_RANGE) * size_factor,
+        downscale=max(MIN_DOWNSCALE, rng.uniform(*DOWNSCALE_RANGE) * size_factor),  # below: faces under 7 px
         noise_sigma=rng.uniform(*NOISE_RANGE),
         jpeg_quality=rng.randint(*JPEG_RANGE),
         resample="bilinear",
@@ -197,7 +198,7 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
 
     hq = check_image(hq, "image")
     batch, size = hq.shape[0], tuple(hq.shape[-2:])
-    check_seed(seed, batch)
+    seed = check_seed(seed, batch)
     if isinstance(params, DegradeParams):
         params = [params] * batch if batch else [params]
     elif params is None:

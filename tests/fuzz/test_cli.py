@@ -296,3 +296,46 @@ def test_restore_with_any_options_writes_a_correct_image_or_one_line(tmp_path_fa
         return
     result = read_image(out / "face.png")
     assert result.shape == (1, 3, 64, 64)
+
+
+def test_a_tiny_image_is_refused_for_its_size_not_for_an_option_never_given(tmp_path):
+    for side in (1, 3):
+        write_image(torch.rand(1, 3, side, side), tmp_path / f"tiny{side}.png")
+        one_line(*run(["degrade", tmp_path / f"tiny{side}.png", "-o", tmp_path / "o"]),
+                 f"--scale 4: tiny{side}.png is {side}x{side} px, smaller than the scale")
+    write_image(torch.rand(1, 3, 5, 5), tmp_path / "five.png")  # GFPGAN's ranges scaled to 5 px: below 0.01
+    for seed in range(8):
+        assert run(["degrade", tmp_path / "five.png", "-o", tmp_path / f"s{seed}", "--seed", seed])[0] == 0
+
+
+def test_options_that_scale_memory_are_bounded_before_any_work(model_path, face16, tmp_path, monkeypatch):
+    from lpip_core.method import restoration
+
+    monkeypatch.setattr(restoration, "restore", lambda *a, **k: pytest.fail("restored before the check"))
+    one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "--scale", 4000, "-q"]),
+             "--scale 4000: face.png (16x16 px) would become 64000x64000 px; at most 8192 px a side")
+    hq = FIXTURES / "hopper_aligned_128.png"
+    one_line(*run(["degrade", hq, "-o", tmp_path / "o", "--downscale", "0.01"]),
+             "--downscale 0.01: hopper_aligned_128.png (128x128 px) would become 12800x12800 px")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device", ["meta", "privateuseone"])
+def test_a_device_that_cannot_compute_is_refused_before_any_work(model_path, face16, tmp_path, device):
+    one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "--device", device, "-q"]),
+             f"--device {device} is not available here")
+    one_line(*run(["train", "--data", tmp_path, "-o", tmp_path / "m.safetensors", "--steps", 1, "--device", device]),
+             f"--device {device}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_numpy_scalars_are_numbers_and_shown_as_numbers(model):
+    from lpip_core.checks import check_float, check_int, shown
+    from lpip_core.training.degrade import DegradeParams
+
+    assert check_float("eta", np.float32(0.5), 0, 1) == 0.5 and check_int("steps", np.int64(3), 1, 9) == 3
+    assert shown(np.float32(2.5)) == "2.5" and shown(np.int64(7)) == "7"
+    with pytest.raises(ValueError, match=r"downscale must be in 0.01..64.0, got 100.0$"):
+        DegradeParams(downscale=np.float64(100))
+    out = lpip_core.restore(model, torch.rand(1, 3, 16, 16), steps=np.int64(1), eta=np.float32(0), seed=np.uint64(1))
+    assert out.shape == (1, 3, 64, 64)
