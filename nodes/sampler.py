@@ -212,7 +212,7 @@ def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: i
                                         empty_cache=mm.soft_empty_cache,
                                         never_catch=(mm.InterruptProcessingException,))
     plan = plan_sampling(net, (h, w), patch=patch, stride=stride, max_batch=batch, upsampled=upsampled,
-                         images=frames, fusion=fusion)
+                         images=frames, fusion=fusion, samples=samples, device=x.device)
     return restored.to(output_device()), plan
 
 

@@ -131,6 +131,20 @@ def test_short_memory_splits_the_batch_into_passes_with_the_same_result(model, m
     assert seen == [(1, 6, 2), (2, 6, 2), (3, 6, 2), (4, 6, 2), (5, 6, 1), (6, 6, 1)]
 
 
+def test_the_guard_counts_the_whole_batchs_result_before_any_pass(model, monkeypatch):
+    """Passes of one face fit, but not the result of 2000 (and their float64 sum for samples > 1):
+    refused before any work, naming the batch and what to change."""
+    shared, per_patch = memory_estimate(model.config, 1, (64, 64), (16, 16), (8, 8), "mean", torch.float32)
+    held = restoration.held_memory(2000, (16, 16), (64, 64), 1)
+    assert held == 2000 * 3 * (16 * 16 + 64 * 64) * 4
+    assert restoration.held_memory(2000, (16, 16), (64, 64), 2) == held + 2000 * 3 * 64 * 64 * 8
+    room = (shared + 16 * per_patch + held // 2) / restoration.MEMORY_SHARE
+    monkeypatch.setattr(restoration, "available_memory", lambda device: int(room))
+    monkeypatch.setattr(restoration, "resize", lambda *a: pytest.fail("sampled before the guard"))
+    with pytest.raises(ValueError, match="restoring 2000 image.*fewer images at a time"):
+        restore(model, torch.zeros(2000, 3, 16, 16), steps=1, max_batch=16)
+
+
 def test_the_largest_seed_serves_a_batch_and_wraps_to_zero(model):
     lq = torch.rand(2, 3, 16, 16)
     batch = restore(model, lq, steps=2, seed=2 ** 64 - 1)

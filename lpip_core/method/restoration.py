@@ -114,9 +114,17 @@ def memory_estimate(config, batch: int, size: tuple[int, int], patch_hw: tuple[i
     return fixed, per_patch
 
 
+def held_memory(batch: int, lq_hw: tuple[int, int], size: tuple[int, int], samples: int) -> int:
+    """Bytes `restore` holds for the whole batch, however many passes it takes, on the images' device:
+    the input's float32 copy, the float32 result and, for several samples, their float64 sum."""
+    return batch * 3 * (lq_hw[0] * lq_hw[1] * 4 + size[0] * size[1] * (12 if samples > 1 else 4))
+
+
 def fit_memory(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int],
-               fusion: str, max_batch: int, device: torch.device, dtype: torch.dtype) -> tuple[int, int]:
-    """The memory guard: (patches per UNet call, images per pass) that fit the device's free memory.
+               fusion: str, max_batch: int, device: torch.device, dtype: torch.dtype,
+               held: int = 0) -> tuple[int, int]:
+    """The memory guard: (patches per UNet call, images per pass) that fit the device's free memory
+    next to ``held`` bytes the run keeps there throughout (held_memory, when the images are there).
 
     All ``batch`` images in one pass with ``max_batch`` patches per call when that fits; else fewer
     images per pass (down to one), then fewer patches per call. Neither changes the result beyond
@@ -129,6 +137,7 @@ def fit_memory(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, i
     limit = int(free * MEMORY_SHARE)
     shared, per_patch = memory_estimate(config, 0, size, patch_hw, stride_hw, fusion, dtype)
     per_image = memory_estimate(config, 1, size, patch_hw, stride_hw, fusion, dtype)[0] - shared
+    shared += held
     if shared + per_image * batch + per_patch * max_batch <= limit:
         return max_batch, batch
     images = (limit - shared - per_patch * max_batch) // per_image
@@ -138,16 +147,28 @@ def fit_memory(config, batch: int, size: tuple[int, int], patch_hw: tuple[int, i
     if fixed + per_patch <= limit:
         return int((limit - fixed) // per_patch), 1
     advice = ["a smaller image (crop the faces first: the models restore 16 px faces)"]
+    if batch > 1:
+        advice.append("fewer images at a time")
     if fusion == "median":
         advice.append("fusion mean")
     if patch_hw[0] * patch_hw[1] >= size[0] * size[1] and (size[0] > 256 or size[1] > 256):
         advice.append("patches instead of the whole image")
     elif stride_hw[0] * 2 < patch_hw[0] or stride_hw[1] * 2 < patch_hw[1]:
         advice.append("a larger stride")
-    raise ValueError(f"not enough memory: restoring 1 image(s) to {size[1]}x{size[0]} px needs about "
+    raise ValueError(f"not enough memory: restoring {batch} image(s) to {size[1]}x{size[0]} px needs about "
                      f"{_gb(fixed + per_patch)} on {device}, but {_gb(limit)} can be used there ({MEMORY_SHARE:.0%} "
                      f"of the {_gb(free)} free); use {', '.join(advice[:-1])}{' or ' if len(advice) > 1 else ''}"
                      f"{advice[-1]}")
+
+
+def check_held(held: int, batch: int, size: tuple[int, int], device: torch.device) -> None:
+    """The guard on the images' device when sampling runs elsewhere: the whole batch's result (and
+    sum) must fit there; a ValueError like fit_memory's when it does not."""
+    free = available_memory(device)
+    if free is not None and held > free * MEMORY_SHARE:
+        raise ValueError(f"not enough memory: the {batch} restored image(s) of {size[1]}x{size[0]} px need about "
+                         f"{_gb(held)} on {device}, but {_gb(int(free * MEMORY_SHARE))} can be used there "
+                         f"({MEMORY_SHARE:.0%} of the {_gb(free)} free); restore fewer images at a time")
 
 
 def _gb(n: int) -> str:
@@ -236,11 +257,12 @@ class SamplingPlan:
 
 def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None = None, patch: int | None = None,
                   stride: int | None = None, max_batch: int | None = None, whole_image: bool = False,
-                  upsampled: bool = False, images: int = 1, fusion: str = "mean",
+                  upsampled: bool = False, images: int = 1, fusion: str = "mean", samples: int = 1,
                   device: torch.device | str = "cpu") -> SamplingPlan:
     """The sampling grid and chunking `restore` uses for `images` LQ images of size ``lq_hw`` (see
-    `restore` for the arguments); ``device`` is where the images are, used for a model without
-    parameters. Raises the memory guard's ValueError when even one patch per call cannot fit."""
+    `restore` for the arguments); ``device`` is where the images are (and the result will be),
+    also the sampling device of a model without parameters. Raises the memory guard's ValueError
+    when the batch's result with one image and one patch per call cannot fit."""
     config = getattr(model, "config", None)
     config = config if hasattr(config, "unet") else None
     scale = scale if scale is not None else (config.scale if config else None)
@@ -267,12 +289,16 @@ def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None 
         stride = max(1, patch // 2) if stride is None else stride
         check_int("stride", stride, 1, patch)
         patch_hw, stride_hw = (patch, patch), (stride, stride)
+    home = torch.device(device)
     weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    device = weight.device if weight is not None else torch.device(device)
+    device = weight.device if weight is not None else home
     chunk, per_pass = auto_max_batch(device, patch_hw, max_batch), images
     if images:
+        held = held_memory(images, (h, w), (height, width), samples)
         chunk, per_pass = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion, chunk, device,
-                                     model_dtype(model) or torch.float32)
+                                     model_dtype(model) or torch.float32, held if device == home else 0)
+        if device != home:  # each pass's result comes back to the images' device
+            check_held(held + per_pass * 3 * height * width * 4, images, (height, width), home)
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
     return SamplingPlan(height, width, grid, chunk, device, max(1, per_pass))
 
@@ -342,12 +368,14 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
 
     plan = plan_sampling(model, lq.shape[-2:], scale=scale, patch=patch, stride=stride, max_batch=max_batch,
                          whole_image=whole_image, upsampled=upsampled, images=lq.shape[0], fusion=fusion,
-                         device=lq.device)
+                         samples=samples, device=lq.device)
     if lq.shape[0] == 0:
         return lq.new_zeros(0, 3, plan.height, plan.width)
     timesteps = denoised_timesteps(schedule, steps, denoise, spacing)[:run] if denoise > 0 else []
     passes = [(k, images) for k in range(samples) for images in plan.passes(lq.shape[0])]
-    total = torch.zeros(lq.shape[0], 3, plan.height, plan.width, dtype=torch.float64, device=lq.device)
+    # the result itself, or the float64 sum of several samples (held_memory)
+    total = torch.zeros(lq.shape[0], 3, plan.height, plan.width, dtype=torch.float64 if samples > 1 else torch.float32,
+                        device=lq.device)
     with cpu_threads(plan.device, threads):
         for j, (k, images) in enumerate(passes):
             report = None if callback is None else (
@@ -356,12 +384,13 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
             out = _sample_pass(model, lq[part], plan, schedule, timesteps,
                                seed=seed_for(seed, images.start + SAMPLE_SEED_STRIDE * k), eta=eta, fusion=fusion,
                                denoise=denoise, clip_x0=clip_x0, callback=report, cancel=cancel)
-            total[part] += out.to(lq.device, torch.float64)
-    if not torch.isfinite(total).all():  # clamp keeps NaN: a broken result must never pass as an image
-        dtype = _model_dtype(model)
-        raise ValueError(f"the restored image holds NaN or infinite values: {_model_name(model)} overflows in "
-                         f"{dtype} ({'' if dtype == 'float32' else 'load it as float32, or '}check the checkpoint)")
-    return (total / samples).to(out.dtype)
+            if not torch.isfinite(out).all():  # clamp keeps NaN: a broken result must never pass as an image
+                dtype = _model_dtype(model)
+                raise ValueError(f"the restored image holds NaN or infinite values: {_model_name(model)} overflows "
+                                 f"in {dtype} ({'' if dtype == 'float32' else 'load it as float32, or '}check the "
+                                 "checkpoint)")
+            total[part] += out.to(lq.device)
+    return total if samples == 1 else total.div_(samples).float()
 
 
 def _model_name(model) -> str:
