@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 SEED_LIMIT = 2 ** 64  # torch generators take seeds below this
 MAX_SIDE = 8192  # px: the largest image side an option may ask for (805 MB as float32 RGB; resizing needs a few)
@@ -18,6 +19,14 @@ def shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def finite(value) -> bool:
+    """math.isfinite for any real number, without its OverflowError: an int beyond the float range
+    (a user's 10**400) is not finite."""
+    if isinstance(value, numbers.Integral):
+        return abs(int(value)) <= sys.float_info.max
+    return math.isfinite(value)
+
+
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
     """An int (not a bool; a numpy integer counts) in low..high (no upper bound when high is None)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
@@ -30,10 +39,10 @@ def check_int(name: str, value, low: int, high: int | None = None) -> int:
 def check_float(name: str, value, low: float, high: float, *, open_low: bool = False,
                 open_high: bool = False) -> float:
     """A finite int or float (not a bool; numpy numbers count) in the interval; open ends exclude the bound."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and finite(value)
     ok = ok and (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
-        accepted = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        accepted = f"{'(' if open_low else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
         raise ValueError(f"{name} must be a number in {accepted}, got {shown(value)}")
     return float(value)
 

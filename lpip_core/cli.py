@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import shlex
 import sys
@@ -13,9 +12,9 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checks import MAX_SIDE
+from .checks import MAX_SIDE, check_float, check_int, shown
 from .method.patches import FUSIONS
-from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
+from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT, SAMPLE_SEED_STRIDE
 from .training.degrade import RESAMPLE_KERNELS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
@@ -75,8 +74,8 @@ def _check_side(option: str, value, path: Path, size: tuple[int, int], factor: f
     """Refuse an option that would make an image of `path` larger than MAX_SIDE a side (memory)."""
     h, w = round(size[0] * factor), round(size[1] * factor)
     if max(h, w) > MAX_SIDE:
-        raise CliError(f"{option} {value}: {path.name} ({size[1]}x{size[0]} px) would become {w}x{h} px; at most "
-                       f"{MAX_SIDE} px a side")
+        raise CliError(f"{option} {shown(value)}: {path.name} ({size[1]}x{size[0]} px) would become "
+                       f"{shown(w)}x{shown(h)} px; at most {MAX_SIDE} px a side")
 
 
 def _write(image, target: Path) -> Path:
@@ -117,6 +116,7 @@ def cmd_restore(args) -> None:
     device = _device(args.device)
     model = load_model(model_path, device=device)
     samples = model.config.samples if args.samples is None else args.samples
+    check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)  # before the progress bar counts with it
     total = len(inputs) * run * samples
     scale = check_output_scale(args.scale, model.config.scale)
     if args.upsampled and scale != model.config.scale:
@@ -142,9 +142,11 @@ def cmd_restore(args) -> None:
 def _check_options(args, ranges: dict[str, tuple[float, float]]) -> None:
     """--option values within their ranges (None = not given)."""
     for name, (low, high) in ranges.items():
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and low <= value <= high):
-            raise CliError(f"--{name.replace('_', '-')} must be in {low}..{high}, got {value}")
+        if getattr(args, name) is not None:
+            try:
+                check_float(name, getattr(args, name), low, high)
+            except ValueError as e:
+                raise CliError(f"--{e}") from None
 
 
 def cmd_degrade(args) -> None:
@@ -256,9 +258,7 @@ def cmd_evaluate(args) -> None:
     except ValueError:
         raise CliError(f"--table2 {args.table2!r}: give comma-separated patch multiples, e.g. 0.25,0.5,1,2") from None
     if args.threads is not None:
-        if args.threads < 1:
-            raise CliError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(check_int("threads", args.threads, 1, 1024))
     protocols = "all" if args.protocol == "all" else [n.strip() for n in args.protocol.split(",") if n.strip()]
     try:
         sweep = tuple(float(d) for d in args.denoise_sweep.split(",") if d.strip()) if args.denoise_sweep else ()

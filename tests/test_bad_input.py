@@ -48,7 +48,7 @@ def test_bad_images_are_refused_with_the_reason(model, lq, match):
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(patch=15), "patch must be a multiple of 2"),
-    (dict(patch=0), "patch must be an integer in >= 2"),
+    (dict(patch=0), "patch must be an integer in 2..8192"),
     (dict(stride=0), "stride must be an integer in 1..16"),
     (dict(stride=17), "stride must be an integer in 1..16"),
     (dict(steps=0), "steps must be an integer in 1..1000"),
@@ -68,3 +68,27 @@ def test_bad_options_name_the_argument_and_range(model, kwargs, match):
 
 def test_any_patch_the_unet_takes_works(model):  # correct result: the tiny UNet downsamples by 2
     assert restore(model, torch.rand(1, 3, 4, 4), steps=1, patch=12, stride=5).shape == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(steps=10 ** 400), "steps must be an integer in 1..1000"),
+    (dict(samples=10 ** 400), "samples must be an integer in 1..1000"),
+    (dict(patch=10 ** 400), "patch must be an integer in 2..8192"),
+    (dict(end_percent=10 ** 400), "end_percent must be a number in \\(0, 1\\]"),
+    (dict(threads=10 ** 400), "threads must be an integer in 1..1024"),
+])
+def test_numbers_too_large_for_a_float_are_refused_naming_the_argument_and_range(model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        restore(model, torch.rand(1, 3, 4, 4), **{"steps": 2, **kwargs})
+
+
+def test_a_denoise_just_above_zero_starts_at_the_schedules_end(model):  # correct result
+    """steps / 5e-324 is inf: the last `steps` of the whole schedule, as any denoise <= steps / 1000."""
+    lq = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(restore(model, lq, steps=2, denoise=5e-324), restore(model, lq, steps=2, denoise=1e-3),
+                               rtol=0, atol=0)
+
+
+def test_an_empty_batch_of_a_huge_declared_size_is_refused_before_building_its_grid(model):
+    with pytest.raises(ValueError, match="not enough memory: restoring 0 image\\(s\\) to 4194304x4194304 px"):
+        restore(model, torch.zeros(0, 3, 2 ** 20, 2 ** 20), steps=1)

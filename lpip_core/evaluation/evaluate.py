@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_int, check_output_scale, seed_for
+from ..checks import MAX_SIDE, check_float, check_int, check_output_scale, seed_for
 from ..files import atomic_output, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
@@ -106,8 +106,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
                                  "patch", patch, stride, fusion, denoise, samples)))
     table2 = []
     for f in patch_factors:
-        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
-            raise ValueError(f"patch_factors must be positive numbers, got {f!r}")
+        check_float("patch_factors item", f, 0, MAX_SIDE / patch, open_low=True)  # the patch at most MAX_SIDE
         p = max(1, round(patch * f))
         s = max(1, p // 2)
         row = {"factor": f, "patch": p, "stride": s, "method": None, "note": ""}

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import finite
 from .warp import rescale_crop_matrix, warp_affine
 
 __all__ = [
@@ -217,7 +218,7 @@ def _check_face_size(face_size) -> int:
 
 def _check_padding(padding) -> float:
     lo, hi = PADDING_RANGE
-    if not isinstance(padding, (int, float)) or not math.isfinite(padding) or not lo <= padding <= hi:
+    if not isinstance(padding, (int, float)) or not finite(padding) or not lo <= padding <= hi:
         raise ValueError(f"padding must be a number in [{lo}, {hi}], got {padding!r}")
     return float(padding)
 
@@ -296,9 +297,9 @@ def detect_faces(
         UPSAMPLE_RANGE[0] <= upsample <= UPSAMPLE_RANGE[1]
     ):
         raise ValueError(f"upsample must be an integer in [{UPSAMPLE_RANGE[0]}, {UPSAMPLE_RANGE[1]}], got {upsample!r}")
-    if not isinstance(min_size, (int, float)) or not math.isfinite(min_size) or min_size < 0:
+    if not isinstance(min_size, (int, float)) or not finite(min_size) or min_size < 0:
         raise ValueError(f"min_size must be a number >= 0 (pixels), got {min_size!r}")
-    if not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
+    if not isinstance(min_score, (int, float)) or not finite(min_score):
         raise ValueError(f"min_score must be a finite number (dlib HOG score, default 0), got {min_score!r}")
 
     rects, scores, _ = load_detector().run(to_uint8_hwc(x), int(upsample), float(min_score))

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import torch
 
+from ..checks import finite
 from .detect import FaceAlignment, check_image_size, check_images
 from .warp import compose, footprint, invert, rescale_crop_matrix, shift, warp_affine
 
@@ -35,7 +36,7 @@ def paste_faces(
     Returns a new tensor.
     """
     x = check_images(images, "images", batched=True)
-    if not isinstance(feather, (int, float)) or not math.isfinite(feather) or not 0.0 <= feather <= 0.5:
+    if not isinstance(feather, (int, float)) or not finite(feather) or not 0.0 <= feather <= 0.5:
         raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
     if color_match not in COLOR_MATCH_MODES:
         raise ValueError(f"color_match must be one of {COLOR_MATCH_MODES}, got {color_match!r}")
@@ -72,7 +73,7 @@ def face_masks(alignments: list[FaceAlignment], image_count: int, image_size: tu
     union (max) of its crops' footprints, softened at the edge and scaled by ``strength`` as
     :func:`paste_faces` blends them (``feather`` 0: a hard-edged footprint). Pixels that paste-back
     leaves unchanged are 0."""
-    if not isinstance(feather, (int, float)) or not math.isfinite(feather) or not 0.0 <= feather <= 0.5:
+    if not isinstance(feather, (int, float)) or not finite(feather) or not 0.0 <= feather <= 0.5:
         raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
     h, w = image_size
     masks = torch.zeros(image_count, h, w)

@@ -8,12 +8,12 @@ from typing import Callable
 
 import torch
 
-from ..checks import check_float, check_int, check_seed, seed_for, shown
+from ..checks import MAX_SIDE, check_float, check_int, check_seed, seed_for, shown
 from ..resize import resize
 from .patches import FUSIONS, PatchGrid, count_starts, grid_bytes, pad_to, patch_grid
 from .runtime import cpu_threads
 from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim
-from .schedule import SPACINGS, NoiseSchedule, ScheduleConfig
+from .schedule import MAX_TIMESTEPS, SPACINGS, NoiseSchedule, ScheduleConfig
 
 DEFAULT_STEPS = 25
 # What the node and the CLI start with (restore's own default stays the paper's 1.0): chosen from
@@ -210,13 +210,16 @@ def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spac
     of a schedule of int(steps / denoise) steps, capped at the schedule's length)."""
     if denoise >= 1:
         return schedule.ddim_timesteps(steps, spacing)
-    total = min(schedule.timesteps, max(steps, int(steps / denoise)))
+    ratio = steps / denoise  # inf for a denoise near 0 (5e-324)
+    total = schedule.timesteps if ratio >= schedule.timesteps else max(steps, int(ratio))
     return schedule.ddim_timesteps(total, spacing)[-steps:]
 
 
 def steps_run(steps: int, end_percent: float) -> int:
     """How many of `steps` steps run when sampling ends at `end_percent` of them (rounded half up, at
-    least one); checks end_percent, so every caller refuses a bad value the same way."""
+    least one); checks both, so every caller refuses a bad value the same way (and before a huge
+    `steps` overflows the product)."""
+    check_int("steps", steps, 1, MAX_TIMESTEPS)
     check_float("end_percent", end_percent, 0, 1, open_low=True)
     return max(1, int(end_percent * steps + 0.5))
 
@@ -283,7 +286,7 @@ def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None 
             if config is None:
                 raise ValueError("patch is required for a model without .config (or use whole_image=True)")
             patch, stride = config.patch, config.stride if stride is None else stride
-        check_int("patch", patch, factor)
+        check_int("patch", patch, factor, MAX_SIDE)
         if patch % factor:
             raise ValueError(f"patch must be a multiple of {factor} (the UNet's down-sampling), got {patch}")
         stride = max(1, patch // 2) if stride is None else stride
@@ -292,13 +295,13 @@ def plan_sampling(model: EpsModel, lq_hw: tuple[int, int], *, scale: int | None 
     home = torch.device(device)
     weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = weight.device if weight is not None else home
-    chunk, per_pass = auto_max_batch(device, patch_hw, max_batch), images
-    if images:
-        held = held_memory(images, (h, w), (height, width), samples)
-        chunk, per_pass = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion, chunk, device,
-                                     model_dtype(model) or torch.float32, held if device == home else 0)
-        if device != home:  # each pass's result comes back to the images' device
-            check_held(held + per_pass * 3 * height * width * 4, images, (height, width), home)
+    held = held_memory(images, (h, w), (height, width), samples)
+    # an empty batch too: its patch grid is built, and a declared size may be huge
+    chunk, per_pass = fit_memory(config, images, (height, width), patch_hw, stride_hw, fusion,
+                                 auto_max_batch(device, patch_hw, max_batch), device,
+                                 model_dtype(model) or torch.float32, held if device == home else 0)
+    if device != home:  # each pass's result comes back to the images' device
+        check_held(held + per_pass * 3 * height * width * 4, images, (height, width), home)
     grid = patch_grid(max(height, patch_hw[0]), max(width, patch_hw[1]), patch_hw, stride_hw)
     return SamplingPlan(height, width, grid, chunk, device, max(1, per_pass))
 

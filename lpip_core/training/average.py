@@ -10,6 +10,7 @@ import math
 import os
 from typing import Sequence
 
+from ..checks import finite
 from ..method.checkpoint import CheckpointError, load_model
 from ..method.model import LPIPModel
 
@@ -21,7 +22,7 @@ def average_models(paths: Sequence[str | os.PathLike], weights: Sequence[float] 
     weights = [1 / len(paths)] * len(paths) if weights is None else weights
     if len(paths) < 2 or len(paths) != len(weights):
         raise ValueError(f"give two or more checkpoints and one weight each, got {len(paths)} and {len(weights)}")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+    if any(not finite(w) or w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
         raise ValueError(f"weights must be >= 0 and sum to 1, got {list(weights)}")
     models = [load_model(p) for p in paths]
     first = models[0]

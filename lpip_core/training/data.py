@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from ..checks import shown
 from ..files import IMAGE_SUFFIXES, read_image, regular_file
 from ..resize import resize
 from .augment import NO_AUGMENTATION, Augmentation, augment_face
@@ -107,7 +108,7 @@ def load_faces(root: str | Path | Iterable[str | Path], hq_size: int, *, exclude
         names += folder_names
     if not faces:
         where = ", ".join(str(r) for r in roots)
-        raise ValueError(f"no usable face images in {where} (hq_size {hq_size}, min_face_size {min_face_size})")
+        raise ValueError(f"no usable face images in {where} (hq_size {hq_size}, min_face_size {shown(min_face_size)})")
     return torch.stack(faces), names
 
 

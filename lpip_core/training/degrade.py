@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from ..checks import check_seed, seed_for, shown
+from ..checks import check_seed, finite, seed_for, shown
 from ..files import compressed
 from ..resize import resize
 
@@ -62,7 +62,7 @@ class DegradeParams:
 
     def __post_init__(self):
         def check(name, value, low, high):
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
+            if not (isinstance(value, numbers.Real) and finite(value) and low <= value <= high):
                 raise ValueError(f"{name} must be in {low}..{high}, got {shown(value)}")
 
         check("blur_sigma", self.blur_sigma, 0.0, 50.0)

@@ -12,7 +12,6 @@ import copy
 import csv
 import json
 import math
-import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from safetensors.torch import load_file
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checks import shown
+from ..checks import check_float, check_int
 from ..files import atomic_output
 from ..method.checkpoint import load_model, save_model, write_safetensors
 from ..method.model import LPIPModel, ModelConfig
@@ -38,6 +37,7 @@ from .data import DEGRADATIONS, PatchPairs, collate_pairs, load_faces, read_spli
 PRECISIONS = ("auto", "bf16", "fp32")
 MAX_FACES_PER_STEP = 1024  # memory: each face of a step is augmented and degraded at twice hq_size
 MAX_PATCHES_PER_FACE = 256
+MAX_STEPS = 2 ** 63 - 1  # steps, warmup and log interval: beyond any budget, within int64 and tqdm's floats
 
 
 @dataclass
@@ -85,33 +85,33 @@ class TrainConfig:
             raise ValueError("give a budget: steps or minutes")
         if Path(self.out).suffix != ".safetensors":
             raise ValueError(f"out must be a .safetensors path, got {self.out!r}")
-        _check_number("scale", self.scale, 1, 64, integer=True)
-        _check_number("hq_size", self.hq_size, 8, 4096, integer=True)
+        check_int("scale", self.scale, 1, 64)
+        check_int("hq_size", self.hq_size, 8, 4096)
         if self.hq_size % self.scale:
             raise ValueError(f"hq_size {self.hq_size} must be divisible by scale {self.scale}")
-        _check_number("patch", self.patch, 1, self.hq_size, integer=True)
+        check_int("patch", self.patch, 1, self.hq_size)
         if self.steps is not None:
-            _check_number("steps", self.steps, 1, None, integer=True)
+            check_int("steps", self.steps, 1, MAX_STEPS)
         if self.minutes is not None:
-            _check_number("minutes", self.minutes, 0, None, open_low=True)
-        _check_number("faces_per_step", self.faces_per_step, 1, MAX_FACES_PER_STEP, integer=True)
-        _check_number("patches_per_face", self.patches_per_face, 1, MAX_PATCHES_PER_FACE, integer=True)
-        _check_number("log_every", self.log_every, 1, None, integer=True)
-        _check_number("warmup_steps", self.warmup_steps, 0, None, integer=True)
-        _check_number("workers", self.workers, 0, 256, integer=True)
+            check_float("minutes", self.minutes, 0, math.inf, open_low=True)
+        check_int("faces_per_step", self.faces_per_step, 1, MAX_FACES_PER_STEP)
+        check_int("patches_per_face", self.patches_per_face, 1, MAX_PATCHES_PER_FACE)
+        check_int("log_every", self.log_every, 1, MAX_STEPS)
+        check_int("warmup_steps", self.warmup_steps, 0, MAX_STEPS)
+        check_int("workers", self.workers, 0, 256)
         if self.threads is not None:
-            _check_number("threads", self.threads, 1, 1024, integer=True)
-        _check_number("seed", self.seed, 0, 2 ** 31 - 1, integer=True)
-        _check_number("lr", self.lr, 0, 1, open_low=True)
+            check_int("threads", self.threads, 1, 1024)
+        check_int("seed", self.seed, 0, 2 ** 31 - 1)
+        check_float("lr", self.lr, 0, 1, open_low=True)
         for name in ("min_lr_ratio", "ema_decay"):
-            _check_number(name, getattr(self, name), 0, 1)
-        _check_number("weight_decay", self.weight_decay, 0, 1)
-        _check_number("grad_clip", self.grad_clip, 0, None, open_low=True)
-        _check_number("checkpoint_minutes", self.checkpoint_minutes, 0, None)
+            check_float(name, getattr(self, name), 0, 1)
+        check_float("weight_decay", self.weight_decay, 0, 1)
+        check_float("grad_clip", self.grad_clip, 0, math.inf, open_low=True)
+        check_float("checkpoint_minutes", self.checkpoint_minutes, 0, math.inf)
         if self.min_face_size is not None:
-            _check_number("min_face_size", self.min_face_size, 0, None, integer=True)
+            check_int("min_face_size", self.min_face_size, 0)
         if self.max_outside is not None:
-            _check_number("max_outside", self.max_outside, 0, 1)
+            check_float("max_outside", self.max_outside, 0, 1)
         if self.degradation not in DEGRADATIONS:
             raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
         if self.precision not in PRECISIONS:
@@ -131,16 +131,6 @@ class TrainConfig:
     def run_dir(self) -> Path:
         out = Path(self.out)
         return Path(self.log_dir) if self.log_dir else out.with_name(out.stem + "-train")
-
-
-def _check_number(name: str, value, low, high, *, integer: bool = False, open_low: bool = False) -> None:
-    """A ValueError naming the field and its accepted range unless low <= value <= high (low < value if open_low)."""
-    kinds = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
-    if not ok:
-        accepted = f"{'(' if open_low else '['}{low}, {'inf)' if high is None else f'{high}]'}"
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} in {accepted}, got {shown(value)}")
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:

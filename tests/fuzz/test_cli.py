@@ -184,13 +184,13 @@ def test_special_files_are_refused_as_inputs_without_being_opened(model_path, fa
 # ------------------------------------------------------------------------------ one line each
 
 @pytest.mark.parametrize("options, needle", [
-    (["--scale", "0"], "--scale must be in 1..64"),
-    (["--scale", "-2"], "--scale must be in 1..64"),
-    (["--downscale", "0"], "--downscale must be in 0.01..64"),
-    (["--downscale", "nan"], "--downscale must be in"),
-    (["--blur", "-1"], "--blur must be in 0..50"),
-    (["--noise", "1e9"], "--noise must be in 0..255"),
-    (["--jpeg", "0"], "--jpeg must be in 1..100"),
+    (["--scale", "0"], "--scale must be a number in [1, 64]"),
+    (["--scale", "-2"], "--scale must be a number in [1, 64]"),
+    (["--downscale", "0"], "--downscale must be a number in [0.01, 64]"),
+    (["--downscale", "nan"], "--downscale must be a number in [0.01, 64], got nan"),
+    (["--blur", "-1"], "--blur must be a number in [0, 50]"),
+    (["--noise", "1e9"], "--noise must be a number in [0, 255]"),
+    (["--jpeg", "0"], "--jpeg must be a number in [1, 100]"),
     (["--seed", str(2 ** 64)], "--seed must be an integer in 0..2**64 - 1"),
     (["--seed", "-1"], "--seed must be"),
     (["--scale", "four"], "invalid int value"),
@@ -210,6 +210,57 @@ def test_degrade_options_reject_nonsense(face16, tmp_path, options, needle):
 ])
 def test_restore_options_reject_nonsense(model_path, face16, tmp_path, options, needle):
     one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "-q", *options]), needle)
+
+
+BIG = str(10 ** 400)  # a number inside every open-ended range, beyond a float's
+
+
+@pytest.mark.parametrize("command, options, needle", [
+    ("restore", ["--steps", BIG], "steps must be an integer in 1..10000"),
+    ("restore", ["--samples", BIG], "samples must be an integer in 1..1000"),
+    ("restore", ["--patch", BIG], "patch must be an integer in 2..8192"),
+    ("restore", ["--scale", BIG], "at most 8192 px a side"),
+    ("degrade", ["--scale", BIG], "--scale must be a number in [1, 64]"),
+    ("degrade", ["--jpeg", BIG], "--jpeg must be a number in [1, 100]"),
+    ("evaluate", ["--table2", "1e300"], "patch_factors item must be a number in (0, 512.0]"),
+    ("evaluate", ["--threads", BIG], "threads must be an integer in 1..1024"),
+    ("train", ["--steps", BIG], "steps must be an integer in 1..9223372036854775807"),
+    ("train", ["--steps", "1", "--warmup-steps", BIG], "warmup_steps must be an integer in 0..9223372036854775807"),
+    ("train", ["--steps", "1", "--log-every", BIG], "log_every must be an integer in 1..9223372036854775807"),
+    ("train", ["--steps", "1", "--hq-size", BIG], "hq_size must be an integer in 8..4096"),
+    ("train", ["--steps", "1", "--minutes", BIG], "minutes must be a number in (0, inf), got inf"),
+    ("train", ["--steps", "1", "--min-face-size", BIG], "no usable face images"),
+])
+def test_numbers_beyond_a_float_are_one_short_line_naming_the_option(model_path, face16, tmp_path, command, options,
+                                                                    needle):
+    """Issue 31: values inside an open-ended range (10**400) overflowed into tracebacks."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_image(read_image(FIXTURES / "hopper_aligned_128.png"), data / "face.png")
+    argv = {"restore": ["restore", face16, "-o", tmp_path / "o", "--model", model_path],
+            "degrade": ["degrade", face16, "-o", tmp_path / "o"],
+            "evaluate": ["evaluate", "--data", data, "-o", tmp_path / "o", "--model", model_path, "--steps", 1],
+            "train": ["train", "--data", data, "-o", tmp_path / "o" / "m.safetensors", "--preset", "tiny",
+                      "--workers", 0]}[command]
+    code, err = run([*argv, "-q" if command != "degrade" else "--save-upsampled", *options])
+    one_line(code, err, needle)
+    assert len(err) < 400
+    assert not (tmp_path / "o").exists() or tree(tmp_path / "o") == {}
+
+
+def test_numbers_beyond_a_float_are_value_errors_in_the_api():
+    from lpip_core.checks import check_float, finite
+    from lpip_core.training.degrade import DegradeParams
+    from lpip_core.training.train import TrainConfig
+
+    big = 10 ** 400
+    assert not finite(big) and not finite(-big) and finite(2 ** 1000) and not finite(float("nan"))
+    with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\], got 1000"):
+        check_float("eta", big, 0, 1)
+    with pytest.raises(ValueError, match=r"jpeg_quality must be in 1..100"):
+        DegradeParams(jpeg_quality=big)
+    with pytest.raises(ValueError, match=r"grad_clip must be a number in \(0, inf\), got 1000"):
+        TrainConfig(data="d", out="m.safetensors", steps=1, grad_clip=big)
 
 
 def test_the_memory_guard_is_one_line(model_path, tmp_path, monkeypatch):
