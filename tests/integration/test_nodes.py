@@ -42,7 +42,7 @@ def sampler(model, image, **overrides) -> dict:
 
 def crop_align(image, **overrides) -> dict:
     inputs = {"image": image, "face_size": 16, "select": "largest", "index": 0, "padding": 0.0, "upsample": 0,
-              "if_no_face": "error"}
+              "if_no_face": "error", "max_face_px": -1}  # these tests restore big faces: no size limit
     return {"class_type": "LPIPFaceCropAlign", "inputs": {**inputs, **overrides}}
 
 
@@ -156,7 +156,7 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert c["select"][1]["options"] == ["largest", "all", "index"]
     assert c["if_no_face"][1]["options"] == ["error", "pass_through"]
     assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT", "MASK"]
-    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask"]
+    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask", "max_face_px", "upscaled_by"]
 
     p = inputs("LPIPFacePasteBack")
     assert list(p) == ["image", "faces", "face_align", "feather", "color_match"]
@@ -166,7 +166,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
-    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent", "max_face_px",
+                                                                    "upscaled_by"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -771,7 +772,7 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
               "3": {"class_type": "LPIPRestoreFaces", "inputs": {
                   "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "denoise": 1.0,
                   "input_is": "low_resolution", "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none",
-                  "strength": 1.0}},
+                  "strength": 1.0, "max_face_px": -1}},
               "4": save(["3", 0], "restore_faces/photo"), "5": save(["3", 1], "restore_faces/faces"),
               "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}},
               "7": save(["6", 0], "restore_faces/mask"),
@@ -789,6 +790,39 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
     assert not (changed & ~covered).any()  # outside the mask: unchanged
     assert changed[covered].mean() > 0.5 and 0.05 < covered.mean() < 0.9
     assert covered[:, :320].any() and covered[:, 320:].any()  # both faces
+
+
+def test_restore_faces_leaves_big_faces_alone(comfy_server, tiny_checkpoint, tmp_path):
+    """The size limit at its default, as the demo runs: a photo with a big face (left) and a tiny one
+    (right), Lanczos x4, Restore Faces with upscaled_by 4: only the tiny face is restored, the big
+    one keeps every pixel and is 0 in the mask, and the node's text names it. Face Crop & Align
+    with the same inputs cuts only the tiny face."""
+    from test_photo import mixed_photo  # tests/test_photo.py: the same photo as the core's test
+
+    mixed_photo().save(tmp_path / "mixed_sizes.png")
+    name = comfy_server.upload_image(tmp_path / "mixed_sizes.png")
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "3": {"class_type": "ImageScaleBy", "inputs": {"image": ["2", 0], "upscale_method": "lanczos",
+                                                             "scale_by": 4.0}},
+              "4": {"class_type": "LPIPRestoreFaces", "inputs": {
+                  "model": ["1", 0], "image": ["3", 0], "seed": 0, "steps": 2, "denoise": 1.0,
+                  "input_is": "low_resolution", "select": "all", "upsample": 1, "feather": 0.1, "color_match": "none",
+                  "strength": 1.0, "upscaled_by": 4.0}},
+              "5": save(["4", 0], "limit/photo"), "6": save(["3", 0], "limit/original"),
+              "7": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 2]}}, "8": save(["7", 0], "limit/mask"),
+              "9": crop_align(["3", 0], face_size=["1", 1], select="all", upsample=1, max_face_px=0, upscaled_by=4.0),
+              "10": save(["9", 0], "limit/crops")}
+    entry = comfy_server.run(prompt, timeout=240)
+    photo, = read_images(comfy_server, entry, "5")
+    original, = read_images(comfy_server, entry, "6")
+    mask, = read_images(comfy_server, entry, "8")
+    assert len(read_images(comfy_server, entry, "10")) == 1
+    changed = np.abs(photo.astype(int) - original.astype(int)).max(axis=-1) > 1
+    assert not changed[:, :400].any() and changed[:, 400:].any()
+    assert mask[:, :400].max() == 0 and mask[:, 400:].max() == 255
+    text = " ".join(entry["outputs"]["4"]["text"])
+    assert "restored 1" in text and "left alone 1 bigger than 20 px" in text
 
 
 def test_masks_of_crop_and_paste_and_the_mask_input(comfy_server, tiny_checkpoint, face_photos):
