@@ -169,7 +169,8 @@ def _restore_photos(args, model, samples, inputs, plan, bar) -> None:
                            max_batch=args.max_batch, seed=args.seed, callback=lambda i, n, x0: bar.update(1))
 
         result = restore_photo(photo, restore_crops, crop_size=config.lq_size, lq_size=config.lq_size,
-                               max_face_px=args.max_face_px, upscaled_by=args.upscale, upsample=args.upsample)
+                               max_face_px=args.max_face_px, upscaled_by=args.upscale, upsample=args.upsample,
+                               min_score=args.min_score)
         bar.write(f"{path.name}: {result.text}")
         bar.write(str(_write(result.images, target)))
     bar.close()
@@ -433,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--photo: enlarge each photo with Lanczos first (the result is this much bigger; tiny "
                         "faces are found more often; default 1)")
     r.add_argument("--upsample", type=int, default=1, help="--photo: detector upsampling 0..3 (default 1)")
+    r.add_argument("--min-score", type=float, default=0.0,
+                   help="--photo: the detector's threshold (dlib HOG score, default 0); -0.4 finds more tiny faces "
+                        "(docs/detection.md)")
     r.add_argument("--max-face-px", type=float, default=0,
                    help="--photo: leave alone faces whose aligned crop spans more than this many px of the photo "
                         "as given (before --upscale); 0: automatic, 1.25 x the model's face size (20 px for x4, "

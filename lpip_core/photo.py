@@ -99,17 +99,18 @@ class PhotoResult:
 
 def restore_photo(images: torch.Tensor, restore_crops: Callable[[torch.Tensor], torch.Tensor], *, crop_size: int,
                   lq_size: int, max_face_px: float = AUTO, upscaled_by: float = 1.0, select: str = "all",
-                  upsample: int = 1, mask: torch.Tensor | None = None, feather: float = 0.1,
+                  upsample: int = 1, min_score: float = 0.0, mask: torch.Tensor | None = None, feather: float = 0.1,
                   color_match: str = "none", strength: float = 1.0) -> PhotoResult:
     """Find the faces of BCHW ``images``, cut them at ``crop_size`` px, restore those within the
     size limit (:func:`face_limit` of ``max_face_px`` and the model's ``lq_size``; see
     :func:`split_by_size` for ``upscaled_by``) with ``restore_crops`` (N, 3, s, s) -> (N, 3, S, S)
-    in one call, and paste them back. ``select``, ``upsample``, ``mask``: as
+    in one call, and paste them back. ``select``, ``upsample``, ``min_score``, ``mask``: as
     :func:`~lpip_core.faces.detect.align_faces`; ``feather``, ``color_match``, ``strength``: as
     :func:`~lpip_core.faces.paste.paste_faces`."""
     x = check_images(images, "images", batched=True)
     limit = face_limit(max_face_px, lq_size)
-    crops, alignments = align_faces(x, face_size=crop_size, select=select, upsample=upsample, mask=mask)
+    crops, alignments = align_faces(x, face_size=crop_size, select=select, upsample=upsample, min_score=min_score,
+                                    mask=mask)
     keep, skip = split_by_size(alignments, limit, upscaled_by)
     text = describe_faces(alignments, keep, skip, limit, upscaled_by)
     kept = [alignments[i] for i in keep]

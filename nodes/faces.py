@@ -19,9 +19,14 @@ ERROR, PASS_THROUGH = "error", "pass_through"
 SMALLEST_FACE = {0: 80, 1: 40, 2: 20, 3: 10}  # px wide that dlib's HOG finds, per upsample step
 
 
-def size_limit_inputs(of_what: str) -> list:
-    """The two optional inputs of the size limit, shared by Face Crop & Align and Restore Faces."""
+def detection_and_limit_inputs(of_what: str) -> list:
+    """The optional inputs for tiny and big faces, shared by Face Crop & Align and Restore Faces: the
+    detector's threshold and the size limit."""
     return [
+        io.Float.Input("min_score", default=0.0, min=-2.0, max=3.0, step=0.05, optional=True,
+                       tooltip="The detector's threshold (dlib HOG score; 0 = dlib's default). Lower finds more "
+                               "tiny faces: -0.4 after an x4 upscale found 28 of 29 faces 12 px wide (docs/"
+                               "detection.md), with at most one false face; real faces score about 0.2..3."),
         io.Int.Input("max_face_px", default=AUTO, min=NO_LIMIT, max=4096, optional=True,
                      tooltip=f"Leave bigger faces alone: a face whose aligned crop spans more than this many px of "
                              f"the photo is passed through untouched (the model takes nothing from detail beyond "
@@ -80,7 +85,7 @@ class FaceCropAlign(io.ComfyNode):
                               tooltip="Optional: only faces whose box lies mostly inside this mask (white) are "
                                       "taken, e.g. to restore one person. One mask for the batch or one per "
                                       "image; any size (it is stretched to the image)."),
-                *size_limit_inputs("face_size"),
+                *detection_and_limit_inputs("face_size"),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -100,7 +105,7 @@ class FaceCropAlign(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR,
-                mask=None, max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
+                mask=None, min_score=0.0, max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
         if select not in SELECT_MODES:
             raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
         if if_no_face not in (ERROR, PASS_THROUGH):
@@ -111,7 +116,7 @@ class FaceCropAlign(io.ComfyNode):
         x = image_to_core(image)
         count, _, h, w = x.shape
         crops, alignments = align_faces(x, face_size=face_size, select=select, index=index, padding=padding,
-                                        upsample=upsample, mask=mask)
+                                        upsample=upsample, min_score=min_score, mask=mask)
         keep, skip = split_by_size(alignments, limit, upscaled_by)
         text = describe_faces(alignments, keep, skip, limit, upscaled_by)
         if skip:

@@ -14,7 +14,7 @@ from ..lpip_core.photo import AUTO, restore_photo
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
-from .faces import SMALLEST_FACE, size_limit_inputs
+from .faces import SMALLEST_FACE, detection_and_limit_inputs
 from .sampler import LOW_RES, UPSCALED, check_model, sample_faces
 from .types import MAX_SEED, LPIPModel
 
@@ -73,7 +73,7 @@ class RestoreFaces(io.ComfyNode):
                                tooltip="As in the Patch-Fused Sampler: stop after this share of the steps and "
                                        "return that step's estimate of the clean face (more faithful, softer, "
                                        "faster). 1.0 = every step (the paper)."),
-                *size_limit_inputs("the model's face size"),
+                *detection_and_limit_inputs("the model's face size"),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),
@@ -86,8 +86,8 @@ class RestoreFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
-                strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT, max_face_px=AUTO,
-                upscaled_by=1.0) -> io.NodeOutput:
+                strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT, min_score=0.0,
+                max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
@@ -102,7 +102,8 @@ class RestoreFaces(io.ComfyNode):
 
         result = restore_photo(x, restore_crops, crop_size=config.lq_size if input_is == LOW_RES else config.hq_size,
                                lq_size=config.lq_size, max_face_px=max_face_px, upscaled_by=upscaled_by,
-                               select=select, upsample=upsample, mask=mask, feather=feather, color_match=color_match,
+                               select=select, upsample=upsample, min_score=min_score, mask=mask, feather=feather,
+                               color_match=color_match,
                                strength=strength)
         log.info("LPIP-Diff: Restore Faces: %s", result.text)
         device, dtype = output_device(), output_dtype()

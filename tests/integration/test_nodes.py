@@ -156,7 +156,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert c["select"][1]["options"] == ["largest", "all", "index"]
     assert c["if_no_face"][1]["options"] == ["error", "pass_through"]
     assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT", "MASK"]
-    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask", "max_face_px", "upscaled_by"]
+    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask", "min_score", "max_face_px",
+                                                                     "upscaled_by"]
 
     p = inputs("LPIPFacePasteBack")
     assert list(p) == ["image", "faces", "face_align", "feather", "color_match"]
@@ -166,8 +167,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
-    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent", "max_face_px",
-                                                                    "upscaled_by"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent", "min_score",
+                                                                    "max_face_px", "upscaled_by"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
