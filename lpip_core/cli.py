@@ -439,8 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(docs/detection.md)")
     r.add_argument("--max-face-px", type=float, default=0,
                    help="--photo: leave alone faces whose aligned crop spans more than this many px of the photo "
-                        "as given (before --upscale); 0: automatic, 1.25 x the model's face size (20 px for x4, "
-                        "faces up to about 11 px wide); -1: no limit")
+                        "as given (before --upscale); 0: automatic, 1.125 x the model's face size (18 px for x4, "
+                        "faces up to about 10 px wide); -1: no limit")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

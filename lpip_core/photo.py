@@ -23,12 +23,14 @@ from .files import from_pil, to_pil
 __all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "face_limit", "check_upscaled_by", "split_by_size", "describe_faces", "PhotoResult",
            "restore_photo", "upscale_lanczos"]
 
-# The face-size study (x4 model, 24 held-out faces, clean): the restoration scores about 24.1 dB
-# from a 16 px face and the same from 24 px (it shrinks the crop to 16 px first), while Lanczos
-# climbs from about 22 dB at 16 px to 25.4 dB at 24 px: they cross near 21 px, 1.3 x the LQ size.
-# The limit stays just below: 20 px for the x4 and x8 models (faces about 11 px wide), 40 px for
-# lpip_x2_64 (whose study has it ahead at 32 px and behind at 48 px).
-MAX_FACE_FACTOR = 1.25
+# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (tools/demo_score.py, README "The demo"),
+# restored by the x4 model against Lanczos x4, by the crop's span in the photo: up to 17 px it wins
+# PSNR, SSIM and ID Sim; at 17-18 px it trails by 0.2 dB, ties SSIM and wins ID Sim; from 18 px it
+# loses PSNR and SSIM, more the bigger the face (-1.1 dB at 20-22 px, -3.2 dB at 24-27 px). The
+# face-size study on held-out faces agrees (Lanczos ahead from 24 px). So faces are restored up to
+# 1.125 x the model's LQ size: 18 px for the x4 and x8 models (faces about 10 px wide), 36 px for
+# lpip_x2_64.
+MAX_FACE_FACTOR = 1.125
 AUTO, NO_LIMIT = 0, -1  # values of max_face_px
 
 
@@ -79,7 +81,7 @@ def describe_faces(alignments: list[FaceAlignment], keep: list[int], skip: list[
     text += f"; restored {len(keep)}" + (f" ({span(keep)})" if keep else "")
     if skip:
         text += (f"; left alone {len(skip)} bigger than {limit:.0f} px (the model's limit; Lanczos keeps more of "
-                 "them): " + ", ".join(f"{name(i)} ({sizes[i]:.0f} px)" for i in skip))
+                 "them): " + ", ".join(f"{name(i)} ({sizes[i]:.1f} px)" for i in skip))
     return text
 
 
@@ -87,7 +89,8 @@ def describe_faces(alignments: list[FaceAlignment], keep: list[int], skip: list[
 class PhotoResult:
     """What :func:`restore_photo` returns: the images with the restored faces pasted back, the
     restored crops and their alignments, the faces left alone, the paste masks (B, H, W: 0 where a
-    pixel is unchanged, so 0 on every face left alone) and :func:`describe_faces`'s line."""
+    pixel is unchanged, so 0 on every face left alone), :func:`describe_faces`'s line and every
+    face found, in detection order (the numbering of the line)."""
 
     images: torch.Tensor
     faces: torch.Tensor
@@ -95,6 +98,7 @@ class PhotoResult:
     skipped: list[FaceAlignment]
     masks: torch.Tensor
     text: str
+    found: list[FaceAlignment]
 
 
 def restore_photo(images: torch.Tensor, restore_crops: Callable[[torch.Tensor], torch.Tensor], *, crop_size: int,
@@ -117,11 +121,11 @@ def restore_photo(images: torch.Tensor, restore_crops: Callable[[torch.Tensor], 
     count, _, h, w = x.shape
     if not kept:
         return PhotoResult(x.clone(), crops[:0], [], [alignments[i] for i in skip], face_masks([], count, (h, w)),
-                           text)
+                           text, alignments)
     restored = restore_crops(crops[keep]).to(x.device)
     out = paste_faces(x, restored, kept, feather=feather, color_match=color_match, strength=strength)
     masks = face_masks(kept, count, (h, w), feather=feather, strength=strength)
-    return PhotoResult(out, restored, kept, [alignments[i] for i in skip], masks, text)
+    return PhotoResult(out, restored, kept, [alignments[i] for i in skip], masks, text, alignments)
 
 
 def upscale_lanczos(images: torch.Tensor, factor: float) -> torch.Tensor:

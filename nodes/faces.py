@@ -31,7 +31,7 @@ def detection_and_limit_inputs(of_what: str) -> list:
                      tooltip=f"Leave bigger faces alone: a face whose aligned crop spans more than this many px of "
                              f"the photo is passed through untouched (the model takes nothing from detail beyond "
                              f"its face size, and Lanczos keeps more). 0 = automatic: {MAX_FACE_FACTOR:g} x "
-                             f"{of_what} (20 px for the x4 model: faces up to about 11 px wide); -1 = no limit."),
+                             f"{of_what} (18 px for the x4 model: faces up to about 10 px wide); -1 = no limit."),
         io.Float.Input("upscaled_by", default=1.0, min=0.1, max=64.0, step=0.05, optional=True,
                        tooltip="How much the image was enlarged before this node (4 after an x4 upscale), so that "
                                "the size limit counts the photo's own pixels. 1 = the photo as taken."),
