@@ -93,5 +93,5 @@ def test_the_demo_lists_every_face_and_writes_the_side_by_side(tmp_path, capsys)
     faces = [line for line in lines if line.startswith("face ")]
     assert len(faces) >= 25 and all(("restored" in f) != ("left alone" in f) for f in faces)
     assert f"{len(faces)} faces found" in lines[-1]
-    with Image.open(figure) as im:
-        assert im.size == (2 * 4 * w + 8, 4 * h + 18)
+    with Image.open(figure) as im:  # the faces' region of both, side by side
+        assert im.width % 2 == 0 and 4 * w < im.width <= 2 * 4 * w + 8 and 100 < im.height <= 4 * h + 18

@@ -49,16 +49,26 @@ def faces_of(photo: Path, workflow: dict) -> tuple:
 
 
 def side_by_side(lanczos: Image.Image, restored: Image.Image, alignments, keep: list[int]) -> Image.Image:
-    """Lanczos x4 | restored, each face's detection box drawn on both (green: restored, orange: left alone)."""
-    w, h = lanczos.size
+    """Lanczos x4 | restored, cut to where the faces are, each face's detection box drawn on both
+    (green: restored, orange: left alone)."""
+    if alignments:  # the faces' region, with a margin of two faces
+        boxes = [al.box for al in alignments]
+        side = max(b[2] - b[0] for b in boxes)
+        region = (max(0, int(min(b[0] for b in boxes) - 2 * side)), max(0, int(min(b[1] for b in boxes) - 2 * side)),
+                  min(lanczos.width, int(max(b[2] for b in boxes) + 2 * side)),
+                  min(lanczos.height, int(max(b[3] for b in boxes) + 2 * side)))
+    else:
+        region = (0, 0, *lanczos.size)
+    left, right = lanczos.convert("RGB").crop(region), restored.convert("RGB").crop(region)
+    w, h = left.size
     canvas = Image.new("RGB", (2 * w + 8, h + 18), "white")
-    canvas.paste(lanczos.convert("RGB"), (0, 18))
-    canvas.paste(restored.convert("RGB"), (w + 8, 18))
+    canvas.paste(left, (0, 18))
+    canvas.paste(right, (w + 8, 18))
     pen = ImageDraw.Draw(canvas)
     pen.text((4, 3), "Lanczos x4", fill="black")
-    pen.text((w + 12, 3), "LPIP-Diff (green: restored, orange: left alone)", fill="black")
+    pen.text((w + 12, 3), "LPIP-Diff x4 (green: restored, orange: left alone)", fill="black")
     for i, al in enumerate(alignments):
-        x0, y0, x1, y1 = al.box
+        x0, y0, x1, y1 = al.box[0] - region[0], al.box[1] - region[1], al.box[2] - region[0], al.box[3] - region[1]
         colour = RESTORED if i in keep else LEFT_ALONE
         for dx in (0, w + 8):
             pen.rectangle((x0 + dx - 2, y0 + 16, x1 + dx + 2, y1 + 20), outline=colour, width=2)
@@ -73,7 +83,7 @@ def show(photo: Path, restored_path: Path, workflow: dict, out: Path) -> Path:
         x0, y0, x1, y1 = (v / upscaled_by for v in al.box)
         what = "restored" if i in keep else f"left alone (bigger than {limit:.0f} px)"
         print(f"face {i:2d}: at ({(x0 + x1) / 2:.0f}, {(y0 + y1) / 2:.0f}) in the photo, {x1 - x0:.0f} px wide, "
-              f"its crop {al.source_side / upscaled_by:.0f} px: {what}")
+              f"its crop {al.source_side / upscaled_by:.1f} px: {what}")
     print(describe_faces(alignments, keep, skip, limit, upscaled_by))
     with Image.open(restored_path) as restored:
         figure = side_by_side(to_pil(image[0]), restored, alignments, keep)
