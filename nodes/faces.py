@@ -54,9 +54,9 @@ class FaceCropAlign(io.ComfyNode):
                 "Finds faces (dlib HOG detector + 5 landmarks) in every image of the batch and cuts "
                 "FFHQ-style aligned square crops: eyes level, face centred, the crop about twice the "
                 "face. Set face_size to the model's LQ face size (16 for the shipped models, or link "
-                "Load LPIP-Diff Model's face_size): a face 20-50 px wide in the photo then becomes a "
-                "16 px crop that the sampler restores to 64 px (x4), and Face Paste Back warps it back "
-                "into the photo. face_align remembers where every crop came from. Faces bigger than the size "
+                "Load LPIP-Diff Model's face_size): each face becomes a 16 px crop that the sampler "
+                "restores to 64 px (x4), and Face Paste Back warps it back into the photo (upscale the photo "
+                "x4 first, so that it pastes back 1:1). face_align remembers where every crop came from. Faces bigger than the size "
                 "limit (max_face_px, automatic from face_size) are left alone: not cut, not in the mask, and "
                 "the node's text names them."),
             inputs=[
