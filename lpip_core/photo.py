@@ -20,8 +20,8 @@ from .faces.detect import FaceAlignment, align_faces, check_images
 from .faces.paste import face_masks, paste_faces
 from .files import from_pil, to_pil
 
-__all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "face_limit", "check_upscaled_by", "split_by_size", "describe_faces", "PhotoResult",
-           "restore_photo", "upscale_lanczos"]
+__all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "face_limit", "check_upscaled_by", "split_by_size", "describe_faces",
+           "PhotoResult", "restore_photo", "upscale_lanczos"]
 
 # Measured on the 1927 photo's 29 faces shrunk to 10-12 px (tools/demo_score.py, README "The demo"),
 # restored by the x4 model against Lanczos x4, by the crop's span in the photo: up to 17 px it wins
@@ -77,7 +77,8 @@ def describe_faces(alignments: list[FaceAlignment], keep: list[int], skip: list[
 
     span = (lambda ids: f"{min(sizes[i] for i in ids):.0f}-{max(sizes[i] for i in ids):.0f} px"
             if len(ids) > 1 else f"{sizes[ids[0]]:.0f} px")
-    text = f"{len(alignments)} face{'s' * (len(alignments) != 1)} found (crops of {span(range(len(sizes)))} in the photo)"
+    plural = "s" * (len(alignments) != 1)
+    text = f"{len(alignments)} face{plural} found (crops of {span(range(len(sizes)))} in the photo)"
     text += f"; restored {len(keep)}" + (f" ({span(keep)})" if keep else "")
     if skip:
         text += (f"; left alone {len(skip)} bigger than {limit:.0f} px (the model's limit; Lanczos keeps more of "

@@ -56,9 +56,9 @@ class FaceCropAlign(io.ComfyNode):
                 "face. Set face_size to the model's LQ face size (16 for the shipped models, or link "
                 "Load LPIP-Diff Model's face_size): each face becomes a 16 px crop that the sampler "
                 "restores to 64 px (x4), and Face Paste Back warps it back into the photo (upscale the photo "
-                "x4 first, so that it pastes back 1:1). face_align remembers where every crop came from. Faces bigger than the size "
-                "limit (max_face_px, automatic from face_size) are left alone: not cut, not in the mask, and "
-                "the node's text names them."),
+                "x4 first, so that it pastes back 1:1). face_align remembers where every crop came from. "
+                "Faces bigger than the size limit (max_face_px, automatic from face_size) are left alone: "
+                "not cut, not in the mask, and the node's text names them."),
             inputs=[
                 io.Image.Input("image", tooltip="Photos or video frames (a batch) with faces."),
                 io.Int.Input("face_size", default=16, min=FACE_SIZE_RANGE[0], max=FACE_SIZE_RANGE[1],

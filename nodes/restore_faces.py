@@ -47,8 +47,8 @@ class RestoreFaces(io.ComfyNode):
                 io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
                                tooltip="low_resolution: faces are cut at the model's low-resolution size (16 px) "
                                        "and restored to its output size (64 px for x4): for tiny faces, about "
-                                       "8-10 px wide in the photo. already_upscaled: faces are cut at the model's output "
-                                       "size and restored in place: for larger faces, or after an upscaler."),
+                                       "8-10 px wide in the photo. already_upscaled: faces are cut at the model's "
+                                       "output size and restored in place: for larger faces, or after an upscaler."),
                 io.Combo.Input("select", options=list(SELECT_MODES), default="all",
                                tooltip="all: every face; largest: one face per image; index: the index-th "
                                        "largest (with the index of Face Crop & Align, 0)."),

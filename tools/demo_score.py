@@ -59,7 +59,8 @@ def score(full: torch.Tensor, lanczos: torch.Tensor, restored: torch.Tensor, fac
         truth_al = FaceAlignment.from_landmarks(points,
                                                 image_size=tuple(full.shape[-2:]), face_size=out_size)
         truth = warp_face(full[0], truth_al)[None]
-        row = {"face": i, "left_alone": any(al is a for a in left_alone), "box": [round(v / upscale, 1) for v in al.box], "crop_px": round(al.source_side / upscale, 1),
+        row = {"face": i, "left_alone": any(al is a for a in left_alone),
+               "box": [round(v / upscale, 1) for v in al.box], "crop_px": round(al.source_side / upscale, 1),
                "crops": {"original": truth}}
         for name, image in zip(METHODS, (lanczos, restored)):
             crop = warp_face(image[0], al, out_size)[None]
@@ -87,7 +88,8 @@ def table(rows: list[dict], found: int, truth: int, note: str) -> str:
             means.append(f"**{mean[0]:.2f} / {mean[1]:.3f} / {mean[2]:.3f} / {med:.2f}** (median)")
         lines.append(f"| mean | | " + " | ".join(means) + " |")
         ratio = statistics.median(r["LPIP-Diff"]["sharpness"] / r["Lanczos x4"]["sharpness"] for r in rows)
-        wins = {key: sum(r["LPIP-Diff"][key] > r["Lanczos x4"][key] for r in rows) for key in ("psnr", "ssim", "id_sim")}
+        wins = {key: sum(r["LPIP-Diff"][key] > r["Lanczos x4"][key] for r in rows)
+                for key in ("psnr", "ssim", "id_sim")}
         alone = sum(r["left_alone"] for r in rows)
         lines += ["", f"{found} of {truth} faces found and scored, {len(rows) - alone} restored, {alone} left alone "
                       "by the size limit (their LPIP-Diff column is the Lanczos photo). LPIP-Diff beats Lanczos x4 "
@@ -149,7 +151,8 @@ def main(argv=None) -> None:
     rows = score(full, lanczos, result.images, result.found, config.hq_size, args.upscale, result.skipped)
     seconds = time.perf_counter() - started
     note = (f"`{args.photo.name}` shrunk to {small.shape[-1]}x{small.shape[-2]} px (faces {args.face_px:g} px wide, "
-            f"JPEG 92), Lanczos x{args.upscale}, faces found at upsample {args.upsample} and min_score {args.min_score:g}, restored by "
+            f"JPEG 92), Lanczos x{args.upscale}, faces found at upsample {args.upsample} and min_score "
+            f"{args.min_score:g}, restored by "
             f"`{args.model.name}` ({args.steps} steps ending at {RECOMMENDED_END_PERCENT:g}), pasted back; each face "
             f"cut at {config.hq_size} px from both and from the full-size photo (the truth). "
             f"Pipeline: {result.text}. {seconds / 60:.1f} min.")

@@ -83,7 +83,8 @@ def measure(photo: Image.Image, truth: list[FaceDetection], width: float, settin
         for t, f in pairs:
             gt_eyes = eye_centres(truth[t].landmarks)
             eyes = eye_centres(found[f].landmarks) / scale
-            errors.append(float(np.linalg.norm(eyes - gt_eyes, axis=1).mean() / np.linalg.norm(gt_eyes[0] - gt_eyes[1])))
+            eye_distance = np.linalg.norm(gt_eyes[0] - gt_eyes[1])
+            errors.append(float(np.linalg.norm(eyes - gt_eyes, axis=1).mean() / eye_distance))
         rows.append({"width": width, "photo_px": list(small.size), "pre_upscale": pre, "upsample": up,
                      "min_score": min_score,
                      "found": len(pairs), "faces": len(truth), "false_positives": len(found) - len(pairs),
