@@ -121,7 +121,8 @@ def figure(rows: list[dict]) -> Image.Image:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photo", type=Path, required=True, help="the full-size photo (the truth)")
-    parser.add_argument("--face-px", type=float, default=12, help="median face box width of the demo photo")
+    parser.add_argument("--face-px", type=float, default=10, help="median face box width of the demo photo")
+    parser.add_argument("--crop", help="x0,y0,x1,y1: the region of the full-size photo to keep (default: all)")
     parser.add_argument("--model", type=Path, default=Path("models/lpip_x4_64.safetensors"))
     parser.add_argument("--upscale", type=int, default=4)
     parser.add_argument("--upsample", type=int, default=1)
@@ -134,6 +135,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     full = read_image(args.photo)
+    if args.crop:  # a region of the photo (the rows of people), cut before anything else
+        x0, y0, x1, y1 = (int(v) for v in args.crop.split(","))
+        full = full[..., y0:y1, x0:x1]
     truth = detect_faces(full[0], upsample=1)
     jpeg = shrunk_photo(to_pil(full[0]), args.face_px, [f.box[2] - f.box[0] for f in truth])
     small = from_pil(Image.open(io.BytesIO(jpeg)))
@@ -150,7 +154,8 @@ def main(argv=None) -> None:
     found = len(result.restored) + len(result.skipped)
     rows = score(full, lanczos, result.images, result.found, config.hq_size, args.upscale, result.skipped)
     seconds = time.perf_counter() - started
-    note = (f"`{args.photo.name}` shrunk to {small.shape[-1]}x{small.shape[-2]} px (faces {args.face_px:g} px wide, "
+    region = f" (region {args.crop})" if args.crop else ""
+    note = (f"`{args.photo.name}`{region} shrunk to {small.shape[-1]}x{small.shape[-2]} px (faces {args.face_px:g} px wide, "
             f"JPEG 92), Lanczos x{args.upscale}, faces found at upsample {args.upsample} and min_score "
             f"{args.min_score:g}, restored by "
             f"`{args.model.name}` ({args.steps} steps ending at {RECOMMENDED_END_PERCENT:g}), pasted back; each face "
