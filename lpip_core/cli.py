@@ -119,7 +119,11 @@ def cmd_restore(args) -> None:
         from .faces.detect import UPSAMPLE_RANGE
         from .photo import check_upscaled_by, face_limit
 
-        face_limit(args.max_face_px, 16)
+        try:
+            face_limit(args.max_face_px, 16)
+        except ValueError:
+            raise CliError(f"--max-face-px must be 0 (automatic), -1 (no limit) or a size in px > 0, got "
+                           f"{args.max_face_px:g}") from None
         try:
             check_upscaled_by(args.upscale)
         except ValueError:

@@ -76,6 +76,9 @@ def test_restore_photo_on_the_command_line(tmp_path, capsys):
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
                  "--upscale", "0"]) == 2
     assert "--upscale" in capsys.readouterr().err
+    assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
+                 "--max-face-px", "-3"]) == 2
+    assert "--max-face-px" in capsys.readouterr().err
 
 
 def test_the_demo_lists_every_face_and_writes_the_side_by_side(tmp_path, capsys):
