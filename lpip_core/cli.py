@@ -113,6 +113,25 @@ def cmd_restore(args) -> None:
     inputs = [p for p, _ in sized]
     plan = _plan_outputs(inputs, Path(args.out), [".png"], args.overwrite)
     run = steps_run(args.steps, args.end_percent)  # checks --end-percent before loading
+    if args.photo and (args.upsampled or args.whole_image or args.scale is not None):
+        raise CliError("--photo: faces are cut from each photo, restored and pasted back at the photo's size; "
+                       "leave out --scale, --upsampled and --whole-image")
+    if args.photo:
+        from .faces.detect import UPSAMPLE_RANGE
+        from .photo import check_upscaled_by, face_limit
+
+        try:
+            face_limit(args.max_face_px, 16)
+        except ValueError:
+            raise CliError(f"--max-face-px must be 0 (automatic), -1 (no limit) or a size in px > 0, got "
+                           f"{args.max_face_px:g}") from None
+        try:
+            check_upscaled_by(args.upscale)
+        except ValueError:
+            raise CliError(f"--upscale must be a number in [0.1, 64], got {args.upscale:g}") from None
+        if not UPSAMPLE_RANGE[0] <= args.upsample <= UPSAMPLE_RANGE[1]:
+            raise CliError(f"--upsample must be an integer in {UPSAMPLE_RANGE[0]}..{UPSAMPLE_RANGE[1]}, "
+                           f"got {args.upsample}")
     device = _device(args.device)
     model = load_model(model_path, device=device)
     samples = model.config.samples if args.samples is None else args.samples
@@ -124,6 +143,8 @@ def cmd_restore(args) -> None:
     for path, size in sized:
         _check_side("--scale", scale, path, size, 1 if args.upsampled else scale)
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
+    if args.photo:
+        return _restore_photos(args, model, samples, inputs, plan, bar)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)
         _warn_if_not_a_face(path, lq, model.config, args.upsampled)
@@ -136,6 +157,31 @@ def cmd_restore(args) -> None:
         if scale != model.config.scale:  # the rest of --scale by bicubic
             hq = resize(hq, (lq.shape[-2] * scale, lq.shape[-1] * scale))
         bar.write(str(_write(hq, target)))
+    bar.close()
+
+
+def _restore_photos(args, model, samples, inputs, plan, bar) -> None:
+    """--photo: the photo pipeline of the Restore Faces node (lpip_core.photo), faces bigger than the
+    size limit left alone; one line per photo says which."""
+    from .files import read_image
+    from .method.restoration import restore
+    from .photo import restore_photo, upscale_lanczos
+
+    config = model.config
+    for path, (target,) in zip(inputs, plan):
+        bar.set_description(path.name)
+        photo = upscale_lanczos(read_image(path), args.upscale)
+
+        def restore_crops(crops):
+            return restore(model, crops, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=samples,
+                           end_percent=args.end_percent, patch=args.patch, stride=args.stride, fusion=args.fusion,
+                           max_batch=args.max_batch, seed=args.seed, callback=lambda i, n, x0: bar.update(1))
+
+        result = restore_photo(photo, restore_crops, crop_size=config.lq_size, lq_size=config.lq_size,
+                               max_face_px=args.max_face_px, upscaled_by=args.upscale, upsample=args.upsample,
+                               min_score=args.min_score)
+        bar.write(f"{path.name}: {result.text}")
+        bar.write(str(_write(result.images, target)))
     bar.close()
 
 
@@ -385,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("restore", help="restore low-quality face images")
-    r.add_argument("inputs", nargs="+", help="LQ face images (e.g. 16x16 for the x4 model)")
+    r.add_argument("inputs", nargs="+", help="LQ face images (e.g. 16x16 for the x4 model), or photos with --photo")
     r.add_argument("-o", "--out", required=True, help="output folder (written atomically, one PNG per input)")
     r.add_argument("--model", help=f"a .safetensors checkpoint (default: {DEFAULT_MODEL.name} in models/)")
     r.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
@@ -408,6 +454,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "--scale 8 with the x4 model restores 16 px faces to 128 px (README 'x8 through x4'); the "
                    f"result is at most {MAX_SIDE} px a side")
     r.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
+    r.add_argument("--photo", action="store_true",
+                   help="inputs are photos: find the faces, restore them, paste them back at the photo's size")
+    r.add_argument("--upscale", type=float, default=1.0,
+                   help="--photo: enlarge each photo with Lanczos first (the result is this much bigger; tiny "
+                        "faces are found more often; default 1)")
+    r.add_argument("--upsample", type=int, default=1, help="--photo: detector upsampling 0..3 (default 1)")
+    r.add_argument("--min-score", type=float, default=0.0,
+                   help="--photo: the detector's threshold (dlib HOG score, default 0); -0.4 finds more tiny faces "
+                        "(docs/detection.md)")
+    r.add_argument("--max-face-px", type=float, default=0,
+                   help="--photo: leave alone faces whose aligned crop spans more than this many px of the photo "
+                        "as given (before --upscale); 0: automatic, 1.125 x the model's face size (18 px for x4, "
+                        "faces up to about 10 px wide); -1: no limit")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
     r.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")

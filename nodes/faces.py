@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
+from ..lpip_core.photo import AUTO, MAX_FACE_FACTOR, NO_LIMIT, describe_faces, face_limit, split_by_size
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import FaceAlign, FaceAlignBatch
@@ -16,6 +17,25 @@ log = logging.getLogger("LPIP-Diff")
 
 ERROR, PASS_THROUGH = "error", "pass_through"
 SMALLEST_FACE = {0: 80, 1: 40, 2: 20, 3: 10}  # px wide that dlib's HOG finds, per upsample step
+
+
+def detection_and_limit_inputs(of_what: str) -> list:
+    """The optional inputs for tiny and big faces, shared by Face Crop & Align and Restore Faces: the
+    detector's threshold and the size limit."""
+    return [
+        io.Float.Input("min_score", default=0.0, min=-2.0, max=3.0, step=0.05, optional=True,
+                       tooltip="The detector's threshold (dlib HOG score; 0 = dlib's default). Lower finds more "
+                               "tiny faces: -0.4 after an x4 upscale found 28 of 29 faces 12 px wide (docs/"
+                               "detection.md), with at most one false face; real faces score about 0.2..3."),
+        io.Int.Input("max_face_px", default=AUTO, min=NO_LIMIT, max=4096, optional=True,
+                     tooltip=f"Leave bigger faces alone: a face whose aligned crop spans more than this many px of "
+                             f"the photo is passed through untouched (the model takes nothing from detail beyond "
+                             f"its face size, and Lanczos keeps more). 0 = automatic: {MAX_FACE_FACTOR:g} x "
+                             f"{of_what} (18 px for the x4 model: faces up to about 10 px wide); -1 = no limit."),
+        io.Float.Input("upscaled_by", default=1.0, min=0.1, max=64.0, step=0.05, optional=True,
+                       tooltip="How much the image was enlarged before this node (4 after an x4 upscale), so that "
+                               "the size limit counts the photo's own pixels. 1 = the photo as taken."),
+    ]
 
 
 def _images(indices) -> str:
@@ -34,9 +54,11 @@ class FaceCropAlign(io.ComfyNode):
                 "Finds faces (dlib HOG detector + 5 landmarks) in every image of the batch and cuts "
                 "FFHQ-style aligned square crops: eyes level, face centred, the crop about twice the "
                 "face. Set face_size to the model's LQ face size (16 for the shipped models, or link "
-                "Load LPIP-Diff Model's face_size): a face 20-50 px wide in the photo then becomes a "
-                "16 px crop that the sampler restores to 64 px (x4), and Face Paste Back warps it back "
-                "into the photo. face_align remembers where every crop came from."),
+                "Load LPIP-Diff Model's face_size): each face becomes a 16 px crop that the sampler "
+                "restores to 64 px (x4), and Face Paste Back warps it back into the photo (upscale the photo "
+                "x4 first, so that it pastes back 1:1). face_align remembers where every crop came from. "
+                "Faces bigger than the size limit (max_face_px, automatic from face_size) are left alone: "
+                "not cut, not in the mask, and the node's text names them."),
             inputs=[
                 io.Image.Input("image", tooltip="Photos or video frames (a batch) with faces."),
                 io.Int.Input("face_size", default=16, min=FACE_SIZE_RANGE[0], max=FACE_SIZE_RANGE[1],
@@ -63,6 +85,7 @@ class FaceCropAlign(io.ComfyNode):
                               tooltip="Optional: only faces whose box lies mostly inside this mask (white) are "
                                       "taken, e.g. to restore one person. One mask for the batch or one per "
                                       "image; any size (it is stretched to the image)."),
+                *detection_and_limit_inputs("face_size"),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -70,48 +93,58 @@ class FaceCropAlign(io.ComfyNode):
                                         "images in one batch, image by image."),
                 FaceAlign.Output(display_name="face_align",
                                  tooltip="Where each crop came from: connect it to Face Paste Back."),
-                io.Int.Output(display_name="face_count", tooltip="How many faces were found (0 when passed "
-                                                                 "through)."),
+                io.Int.Output(display_name="face_count", tooltip="How many faces were cut (0 when passed "
+                                                                 "through; faces left alone by the size limit are "
+                                                                 "not counted)."),
                 io.Mask.Output(display_name="mask",
-                               tooltip="Where the crops were cut from, per image (1 inside a crop, 0 outside): "
-                                       "for ImageCompositeMasked and other masked nodes."),
+                               tooltip="Where the crops were cut from, per image (1 inside a crop, 0 outside, and "
+                                       "0 on faces left alone by the size limit): for ImageCompositeMasked and "
+                                       "other masked nodes."),
             ],
         )
 
     @classmethod
     def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR,
-                mask=None) -> io.NodeOutput:
+                mask=None, min_score=0.0, max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
         if select not in SELECT_MODES:
             raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
         if if_no_face not in (ERROR, PASS_THROUGH):
             raise ValueError(f"if_no_face must be {ERROR} or {PASS_THROUGH}; got {if_no_face!r}")
         if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
             raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
+        limit = face_limit(max_face_px, face_size)
         x = image_to_core(image)
         count, _, h, w = x.shape
         crops, alignments = align_faces(x, face_size=face_size, select=select, index=index, padding=padding,
-                                        upsample=upsample, mask=mask)
+                                        upsample=upsample, min_score=min_score, mask=mask)
+        keep, skip = split_by_size(alignments, limit, upscaled_by)
+        text = describe_faces(alignments, keep, skip, limit, upscaled_by)
+        if skip:
+            log.info("LPIP-Diff: Face Crop & Align: %s", text)
+        crops, alignments = crops[keep], [alignments[i] for i in keep]
         device, dtype = output_device(), output_dtype()
         found = {a.image_index for a in alignments}
         if not alignments:
             where = "the image" if count == 1 else f"any of the {count} images"
             what = f"face #{index} (select = index)" if select == "index" else "face"
             what += " inside the mask" if mask is not None else ""
-            if if_no_face == ERROR:
+            if if_no_face == ERROR and not skip:
                 raise ValueError(
                     f"no {what} found in {where} ({w}x{h} px). The detector (upsample = {upsample}) finds "
                     f"frontal faces from about {SMALLEST_FACE[upsample]} px wide: raise upsample for smaller "
                     f"faces, or set if_no_face to pass_through to go on without faces.")
-            log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
+            if not skip:
+                log.info("LPIP-Diff: no %s found in %s; passing it through", what, where)
             # No faces: the nodes fed by `faces` (the sampler, a preview) are skipped, not run on a stand-in.
             empty = FaceAlignBatch((), count, (h, w), face_size)
             none = face_masks([], count, (h, w)).to(device)
-            return io.NodeOutput(ExecutionBlocker(None), empty, 0, none)
+            return io.NodeOutput(ExecutionBlocker(None), empty, 0, none, ui=ui.PreviewText(text))
         if len(found) < count:
             log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
         masks = face_masks(alignments, count, (h, w)).to(device)
-        return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments), masks)
+        return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments), masks,
+                             ui=ui.PreviewText(text))
 
 
 class FacePasteBack(io.ComfyNode):

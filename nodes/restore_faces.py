@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
-from ..lpip_core.faces.detect import SELECT_MODES, align_faces
-from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
+from ..lpip_core.faces.detect import SELECT_MODES
+from ..lpip_core.faces.paste import COLOR_MATCH_MODES
 from ..lpip_core.method.model import MAX_SAMPLES
 from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
+from ..lpip_core.photo import AUTO, restore_photo
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
-from .faces import SMALLEST_FACE
+from .faces import SMALLEST_FACE, detection_and_limit_inputs
 from .sampler import LOW_RES, UPSCALED, check_model, sample_faces
 from .types import MAX_SEED, LPIPModel
 
@@ -31,7 +32,9 @@ class RestoreFaces(io.ComfyNode):
                 "Restores every face of a photo in one node: Face Crop & Align -> Patch-Fused Sampler -> Face "
                 "Paste Back with their usual settings. A drop-in where a FaceRestore or CodeFormer node sits: "
                 "image in, image of the same size out, plus the restored face crops and a mask of where they "
-                "were pasted. Images without a face pass through unchanged."),
+                "were pasted. Images without a face pass through unchanged, and so do faces bigger than the size "
+                "limit (max_face_px; automatic from the model): the node's text says which faces were left "
+                "alone, and the mask is 0 on them."),
             inputs=[
                 LPIPModel.Input("model", tooltip="From Load LPIP-Diff Model."),
                 io.Image.Input("image", tooltip="Photos or video frames with faces (a batch)."),
@@ -43,9 +46,9 @@ class RestoreFaces(io.ComfyNode):
                                        "(the paper); lower values keep more of the upscaled face."),
                 io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
                                tooltip="low_resolution: faces are cut at the model's low-resolution size (16 px) "
-                                       "and restored to its output size (64 px for x4): for small faces, about "
-                                       "20-50 px wide. already_upscaled: faces are cut at the model's output "
-                                       "size and restored in place: for larger faces, or after an upscaler."),
+                                       "and restored to its output size (64 px for x4): for tiny faces, about "
+                                       "8-10 px wide in the photo. already_upscaled: faces are cut at the model's "
+                                       "output size and restored in place: for larger faces, or after an upscaler."),
                 io.Combo.Input("select", options=list(SELECT_MODES), default="all",
                                tooltip="all: every face; largest: one face per image; index: the index-th "
                                        "largest (with the index of Face Crop & Align, 0)."),
@@ -70,6 +73,7 @@ class RestoreFaces(io.ComfyNode):
                                tooltip="As in the Patch-Fused Sampler: stop after this share of the steps and "
                                        "return that step's estimate of the clean face (more faithful, softer, "
                                        "faster). 1.0 = every step (the paper)."),
+                *detection_and_limit_inputs("the model's face size"),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),
@@ -82,28 +86,30 @@ class RestoreFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, denoise, input_is, select, upsample, feather, color_match,
-                strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
+                strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT, min_score=0.0,
+                max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
         config = check_model(model).config
         if input_is not in (LOW_RES, UPSCALED):
             raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
         if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
             raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
         x = image_to_core(image)
-        count, _, h, w = x.shape
-        crop = config.lq_size if input_is == LOW_RES else config.hq_size
-        crops, alignments = align_faces(x, face_size=crop, select=select, upsample=upsample, mask=mask)
+
+        def restore_crops(crops):
+            return sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0, fusion="mean",
+                                max_patch_batch=DEVICE_PATCHES_PER_CALL, upsampled=input_is == UPSCALED,
+                                denoise=denoise, samples=samples, end_percent=end_percent)[0]
+
+        result = restore_photo(x, restore_crops, crop_size=config.lq_size if input_is == LOW_RES else config.hq_size,
+                               lq_size=config.lq_size, max_face_px=max_face_px, upscaled_by=upscaled_by,
+                               select=select, upsample=upsample, min_score=min_score, mask=mask, feather=feather,
+                               color_match=color_match,
+                               strength=strength)
+        log.info("LPIP-Diff: Restore Faces: %s", result.text)
         device, dtype = output_device(), output_dtype()
-        if not alignments:
-            log.info("LPIP-Diff: Restore Faces found no face (detector upsample = %d); passing the image through",
-                     upsample)
+        masks = result.masks.to(device)
+        if not result.restored:  # no face, or every face left alone: the image as it was
             thumbs = core_to_image(resize(x, (config.hq_size, config.hq_size)), device, dtype)
-            return io.NodeOutput(image, thumbs, face_masks([], count, (h, w)).to(device))
-        restored, _ = sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0,
-                                   fusion="mean", max_patch_batch=DEVICE_PATCHES_PER_CALL,
-                                   upsampled=input_is == UPSCALED, denoise=denoise, samples=samples,
-                                   end_percent=end_percent)
-        out = paste_faces(x, restored.to(x.device), alignments, feather=feather, color_match=color_match,
-                          strength=strength)
-        masks = face_masks(alignments, count, (h, w), feather=feather, strength=strength)
-        return io.NodeOutput(core_to_image(out, device, dtype), core_to_image(restored, device, dtype),
-                             masks.to(device))
+            return io.NodeOutput(image, thumbs, masks, ui=ui.PreviewText(result.text))
+        return io.NodeOutput(core_to_image(result.images, device, dtype), core_to_image(result.faces, device, dtype),
+                             masks, ui=ui.PreviewText(result.text))

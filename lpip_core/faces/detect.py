@@ -127,6 +127,12 @@ class FaceAlignment:
             score=float(score),
         )
 
+    @property
+    def source_side(self) -> float:
+        """How many source pixels the crop's side spans: the detail the photo holds for this face
+        (a 16 px crop that spans 40 source px throws most of it away)."""
+        return self.face_size / math.hypot(self.matrix[0][0], self.matrix[0][1])
+
     def resized(self, face_size: int) -> "FaceAlignment":
         """The same alignment for a crop of another side (e.g. a restored crop at 4x)."""
         _check_face_size(face_size)

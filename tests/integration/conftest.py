@@ -164,7 +164,7 @@ def lq_faces(comfy_server) -> dict[str, str]:
 def face_photos(comfy_server) -> dict[str, str]:
     """Public-domain test photos in the server's input folder (names for LoadImage):
     portrait (one face, 320 px), two (two people side by side, 640x320), aligned (a 128 px
-    aligned clean face), solvay and hopper (the pack's bundled example photos)."""
+    aligned clean face), solvay, solvay_tiny and hopper (the pack's bundled example photos)."""
     from PIL import Image
 
     fixtures = REPO_ROOT / "tests" / "fixtures"
@@ -177,6 +177,7 @@ def face_photos(comfy_server) -> dict[str, str]:
         "two": _upload(comfy_server, two, "two_people.png"),
         "aligned": comfy_server.upload_image(fixtures / "hopper_aligned_128.png", name="aligned_128.png"),
         "solvay": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg"),
+        "solvay_tiny": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "solvay_1927_tiny.jpg"),
         "hopper": comfy_server.upload_image(REPO_ROOT / "examples" / "photos" / "grace_hopper.jpg"),
     }
 

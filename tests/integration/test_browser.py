@@ -28,7 +28,7 @@ TEMPLATES = {  # file name (the dialog's title) -> what the test looks at after 
     "Upscale first, then restore in place": "grid",
     "Restore Faces in one node (drop-in)": "compare",
 }
-INPUTS = ["examples/photos/solvay_1927.jpg", "examples/photos/grace_hopper.jpg", "examples/lq/hopper_16.png"]
+INPUTS = ["examples/photos/solvay_1927_tiny.jpg", "examples/photos/solvay_1927.jpg", "examples/photos/grace_hopper.jpg", "examples/lq/hopper_16.png"]
 # The templates run as they are (25 DDIM steps). A development aid for a machine busy with other
 # work: LPIP_BROWSER_STEPS=N sets the steps of every sampler before Run.
 STEPS = int(os.environ.get("LPIP_BROWSER_STEPS", "25"))

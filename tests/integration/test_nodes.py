@@ -42,7 +42,7 @@ def sampler(model, image, **overrides) -> dict:
 
 def crop_align(image, **overrides) -> dict:
     inputs = {"image": image, "face_size": 16, "select": "largest", "index": 0, "padding": 0.0, "upsample": 0,
-              "if_no_face": "error"}
+              "if_no_face": "error", "max_face_px": -1}  # these tests restore big faces: no size limit
     return {"class_type": "LPIPFaceCropAlign", "inputs": {**inputs, **overrides}}
 
 
@@ -156,7 +156,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     assert c["select"][1]["options"] == ["largest", "all", "index"]
     assert c["if_no_face"][1]["options"] == ["error", "pass_through"]
     assert info["LPIPFaceCropAlign"]["output"] == ["IMAGE", "FACE_ALIGN", "INT", "MASK"]
-    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask"]
+    assert list(info["LPIPFaceCropAlign"]["input"]["optional"]) == ["mask", "min_score", "max_face_px",
+                                                                     "upscaled_by"]
 
     p = inputs("LPIPFacePasteBack")
     assert list(p) == ["image", "faces", "face_align", "feather", "color_match"]
@@ -166,7 +167,8 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     r = inputs("LPIPRestoreFaces")
     assert list(r) == ["model", "image", "seed", "steps", "denoise", "input_is", "select", "upsample", "feather",
                        "color_match", "strength"]
-    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent"]
+    assert list(info["LPIPRestoreFaces"]["input"]["optional"]) == ["mask", "samples", "end_percent", "min_score",
+                                                                    "max_face_px", "upscaled_by"]
     assert info["LPIPRestoreFaces"]["output"] == ["IMAGE", "IMAGE", "MASK"]
     assert info["LPIPCompare"]["output_node"] is True and info["LPIPCompare"]["output"] == []
     assert info["LPIPFaceIdentityScore"]["output"] == ["FLOAT"] and info["LPIPFaceIdentityScore"]["output_node"]
@@ -639,29 +641,45 @@ def _example(name: str, *sets: str, extra: dict | None = None) -> dict:
     return prompt
 
 
+def _demo_faces() -> tuple[list, list[int], list[int]]:
+    """The faces example (a) finds in the bundled demo photo, as its own settings find them
+    (tools.demo: the core's detection and size limit): (alignments in the x4 photo, restored, left alone)."""
+    from tools.demo import PHOTO, WORKFLOW, faces_of
+
+    alignments, keep, skip, *_ = faces_of(PHOTO, json.loads(WORKFLOW.read_text()))
+    return alignments, keep, skip
+
+
 @pytest.mark.timeout(300)
 def test_example_a_restores_the_faces_in_a_photo(comfy_server, tiny_checkpoint, face_photos):
-    prompt = _example("Restore the faces in a photo", f"LoadImage.image={face_photos['solvay']}",
+    """The demo photo (faces about 10 px wide) upscaled x4: the faces within the size limit are restored
+    and pasted back, those bigger are left alone bit-for-bit, and so is everything far from a face."""
+    prompt = _example("Restore the faces in a photo", f"LoadImage.image={face_photos['solvay_tiny']}",
                       f"LoadLPIPModel.model_name={tiny_checkpoint}", "LPIPPatchFusedSampler.steps=2",
                       extra={"99": save(["2", 0], "example_a/reference")})
     entry = comfy_server.run(prompt, timeout=240)
     photo, = read_images(comfy_server, entry, "7")
     faces = read_images(comfy_server, entry, "8")
     reference, = read_images(comfy_server, entry, "99")
-    with Image.open(REPO_ROOT / "examples" / "photos" / "solvay_1927.jpg") as im:
+    with Image.open(REPO_ROOT / "examples" / "photos" / "solvay_1927_tiny.jpg") as im:
         w, h = im.size
-    assert photo.shape == reference.shape == (2 * h, 2 * w, 3)  # the photo, upscaled x2
-    assert len(faces) == 12 and {f.shape for f in faces} == {(64, 64, 3)}  # all 12 faces, 16 -> 64 px
+    assert photo.shape == reference.shape == (4 * h, 4 * w, 3)  # the photo, upscaled x4
+    alignments, keep, skip = _demo_faces()
+    assert len(alignments) >= 25 and len(keep) >= 15 and skip  # most faces restored, the biggest left alone
+    assert len(faces) == len(keep) and {f.shape for f in faces} == {(64, 64, 3)}  # 16 -> 64 px
     diff = np.abs(photo.astype(int) - reference.astype(int)).max(axis=-1)
-    boxes = face_boxes(reference, upsample=2)  # as the workflow's Face Crop & Align does
-    assert len(boxes) == 12
     yy, xx = np.mgrid[:diff.shape[0], :diff.shape[1]]
     far = np.ones(diff.shape, bool)
-    for x0, y0, x1, y1 in boxes:
+    for i, al in enumerate(alignments):
+        x0, y0, x1, y1 = al.box
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0
         inner = diff[int(cy - 0.2 * side):int(cy + 0.2 * side), int(cx - 0.2 * side):int(cx + 0.2 * side)]
-        assert inner.mean() > 5
+        if i in keep:
+            assert inner.mean() > 5
         far &= (np.abs(xx - cx) > 1.3 * side) | (np.abs(yy - cy) > 1.3 * side)
+    for i in skip:  # left alone: its whole crop region as it was, unless a restored neighbour overlaps it
+        x0, y0, x1, y1 = (int(v) for v in alignments[i].box)
+        assert (diff[y0:y1, x0:x1] == 0).mean() > 0.5
     assert far.mean() > 0.2 and diff[far].max() == 0  # untouched pixels stay bit-for-bit
 
 
@@ -683,9 +701,9 @@ def test_example_b_degrades_restores_and_saves_side_by_side(comfy_server, tiny_c
 
 @pytest.mark.timeout(600)
 def test_demo_command_runs_example_a_headless(comfy_dir, tmp_path):
-    """`make demo`'s command line (tools.comfyui run on the API copy of example (a) with the bundled
-    photo), with a tiny model from a folder named in an extra_model_paths.yaml instead of the
-    shipped x4 model, and one sampling step."""
+    """The run `make demo` starts with (tools.demo runs example (a)'s API copy through tools.comfyui on the
+    bundled demo photo; its side-by-side half is tests/test_photo.py's), with a tiny model from a folder
+    named in an extra_model_paths.yaml instead of the shipped x4 model, and one sampling step."""
     import lpip_core
 
     models = tmp_path / "models"
@@ -698,15 +716,18 @@ def test_demo_command_runs_example_a_headless(comfy_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "tools.comfyui", "run", "example_workflows/api/Restore the faces in a photo.json",
          "--out", str(out), "--comfy-dir", str(comfy_dir),
-         "--set", "LoadImage.image=@examples/photos/solvay_1927.jpg",
+         "--set", "LoadImage.image=@examples/photos/solvay_1927_tiny.jpg",
          "--set", "LoadLPIPModel.model_name=tiny_demo.safetensors", "--set", "LPIPPatchFusedSampler.steps=1",
          "--extra-model-paths", str(tmp_path / "extra.yaml")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    _, keep, _ = _demo_faces()
     paths = sorted(Path(p).name for p in proc.stdout.split())
-    assert paths == [f"restored_faces_{i:05d}_.png" for i in range(1, 13)] + ["restored_photo_00001_.png"]
+    assert paths == [f"restored_faces_{i:05d}_.png" for i in range(1, len(keep) + 1)] + ["restored_photo_00001_.png"]
+    with Image.open(REPO_ROOT / "examples" / "photos" / "solvay_1927_tiny.jpg") as im:
+        size = (4 * im.width, 4 * im.height)
     with Image.open(out / "restored_photo_00001_.png") as im:
-        assert im.size == (960, 480)
+        assert im.size == size
 
 
 # ------------------------------------------------------------------------------------------ front-end nodes
@@ -771,7 +792,7 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
               "3": {"class_type": "LPIPRestoreFaces", "inputs": {
                   "model": ["1", 0], "image": ["2", 0], "seed": 0, "steps": 2, "denoise": 1.0,
                   "input_is": "low_resolution", "select": "all", "upsample": 0, "feather": 0.1, "color_match": "none",
-                  "strength": 1.0}},
+                  "strength": 1.0, "max_face_px": -1}},
               "4": save(["3", 0], "restore_faces/photo"), "5": save(["3", 1], "restore_faces/faces"),
               "6": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 2]}},
               "7": save(["6", 0], "restore_faces/mask"),
@@ -789,6 +810,39 @@ def test_restore_faces_in_one_node(comfy_server, tiny_checkpoint, face_photos):
     assert not (changed & ~covered).any()  # outside the mask: unchanged
     assert changed[covered].mean() > 0.5 and 0.05 < covered.mean() < 0.9
     assert covered[:, :320].any() and covered[:, 320:].any()  # both faces
+
+
+def test_restore_faces_leaves_big_faces_alone(comfy_server, tiny_checkpoint, tmp_path):
+    """The size limit at its default, as the demo runs: a photo with a big face (left) and a tiny one
+    (right), Lanczos x4, Restore Faces with upscaled_by 4: only the tiny face is restored, the big
+    one keeps every pixel and is 0 in the mask, and the node's text names it. Face Crop & Align
+    with the same inputs cuts only the tiny face."""
+    from test_photo import mixed_photo  # tests/test_photo.py: the same photo as the core's test
+
+    mixed_photo().save(tmp_path / "mixed_sizes.png")
+    name = comfy_server.upload_image(tmp_path / "mixed_sizes.png")
+    prompt = {"1": load_model(tiny_checkpoint),
+              "2": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "3": {"class_type": "ImageScaleBy", "inputs": {"image": ["2", 0], "upscale_method": "lanczos",
+                                                             "scale_by": 4.0}},
+              "4": {"class_type": "LPIPRestoreFaces", "inputs": {
+                  "model": ["1", 0], "image": ["3", 0], "seed": 0, "steps": 2, "denoise": 1.0,
+                  "input_is": "low_resolution", "select": "all", "upsample": 1, "feather": 0.1, "color_match": "none",
+                  "strength": 1.0, "upscaled_by": 4.0}},
+              "5": save(["4", 0], "limit/photo"), "6": save(["3", 0], "limit/original"),
+              "7": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 2]}}, "8": save(["7", 0], "limit/mask"),
+              "9": crop_align(["3", 0], face_size=["1", 1], select="all", upsample=1, max_face_px=0, upscaled_by=4.0),
+              "10": save(["9", 0], "limit/crops")}
+    entry = comfy_server.run(prompt, timeout=240)
+    photo, = read_images(comfy_server, entry, "5")
+    original, = read_images(comfy_server, entry, "6")
+    mask, = read_images(comfy_server, entry, "8")
+    assert len(read_images(comfy_server, entry, "10")) == 1
+    changed = np.abs(photo.astype(int) - original.astype(int)).max(axis=-1) > 1
+    assert not changed[:, :400].any() and changed[:, 400:].any()
+    assert mask[:, :400].max() == 0 and mask[:, 400:].max() == 255
+    text = " ".join(entry["outputs"]["4"]["text"])
+    assert "restored 1" in text and "left alone 1 bigger than 18 px" in text
 
 
 def test_masks_of_crop_and_paste_and_the_mask_input(comfy_server, tiny_checkpoint, face_photos):
