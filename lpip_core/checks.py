@@ -58,8 +58,8 @@ def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_l
 
 
 def check_output_scale(scale, model_scale: int) -> int:
-    """A run's output scale: the model's (None) or a multiple of it, the rest by bicubic (README
-    "x8 through x4": the x4 model then bicubic x2 is the pack's most faithful x8 restorer)."""
+    """A run's output scale: the model's (None) or a multiple of it, the rest by bicubic
+    (models/lpip_x4_64.md, "x8 through x4": the x4 model then bicubic x2 is the pack's most faithful x8 restorer)."""
     if scale is None:
         return model_scale
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1 or scale % model_scale:

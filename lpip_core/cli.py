@@ -348,7 +348,8 @@ def _train_parser(sub) -> None:
                                                            "are replaced); without it or --resume, train refuses")
     t.add_argument("--init", help="start from this checkpoint's weights (same preset and patch; any scale): fine-tuning")
     t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
-                   help="mix (default): the training mixture of README 'Degradation'; or one of its variants")
+                   help="mix (default): the training mixture of docs/training.md, 'Degradation'; or one of its "
+                        "variants")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="flips only (default: flips, small scale/shift/rotation, colour jitter, random greyscale)")
     t.add_argument("--holdout", action="append", help="file of face names never to train on (e.g. "
@@ -451,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--whole-image", action="store_true", help="the SR3 baseline: one patch = the whole image")
     r.add_argument("--upsampled", action="store_true", help="inputs are already at the output size")
     r.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it, the rest by bicubic: "
-                   "--scale 8 with the x4 model restores 16 px faces to 128 px (README 'x8 through x4'); the "
-                   f"result is at most {MAX_SIDE} px a side")
+                   "--scale 8 with the x4 model restores 16 px faces to 128 px (models/lpip_x4_64.md, "
+                   f"'x8 through x4'); the result is at most {MAX_SIDE} px a side")
     r.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
     r.add_argument("--photo", action="store_true",
                    help="inputs are photos: find the faces, restore them, paste them back at the photo's size")

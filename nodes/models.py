@@ -198,11 +198,10 @@ class LoadLPIPModel(io.ComfyNode):
                                tooltip="Checkpoint file in models/lpip_diff (or the pack's models/). "
                                        "Only .safetensors files are listed and loaded.\n" + about),
                 io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
-                               tooltip="UNet precision. auto: fp32, what the models are trained in. bf16/fp16: "
-                                       "half the activation memory and faster on GPUs with tensor cores; the "
-                                       "sampler's own arithmetic stays fp32, and faces agree with fp32 to "
-                                       "float rounding (> 40 dB PSNR). On a CPU without native bf16/fp16 "
-                                       "they are much slower than fp32."),
+                               tooltip="UNet precision: auto is fp32, what the models are trained in; bf16/fp16 "
+                                       "halve the activation memory and are faster on GPUs with tensor cores "
+                                       "(the sampler's own arithmetic stays fp32, so faces agree with fp32 to "
+                                       "float rounding), but much slower on a CPU without native bf16/fp16."),
                 io.Combo.Input("device", options=["auto", "cpu"], default="auto",
                                tooltip="auto: ComfyUI's device (the GPU unless ComfyUI runs with --cpu). "
                                        "cpu: always run this model on the CPU."),

@@ -125,16 +125,14 @@ class PatchFusedSampler(io.ComfyNode):
                                optional=True),
                 io.Int.Input("samples", default=0, min=0, max=MAX_SAMPLES,
                              tooltip=f"Restore each image this many times (seeds seed + i + {SAMPLE_SEED_STRIDE} k) and return "
-                                     "the mean: a more faithful face (higher PSNR/SSIM), a little softer, at "
-                                     "`samples` times the time. 0 = the model's default (1, the paper; 2 for "
-                                     "lpip_x8_128, which needs two to beat bicubic).", optional=True),
+                                     "the mean, more faithful and a little softer at `samples` times the time; "
+                                     "0 = the model's default (2 for lpip_x8_128, else 1, the paper).", optional=True),
                 io.Float.Input("end_percent", default=RECOMMENDED_END_PERCENT, min=0.01, max=1.0, step=0.01,
                                tooltip="Stop after this share of the steps and return that step's estimate of "
                                        "the clean face (KSamplerAdvanced's end_at_step with no leftover noise, "
-                                       "as a share so that it follows `steps`). The late steps add the finest, "
-                                       f"most invented detail: {RECOMMENDED_END_PERCENT:g} is the most faithful "
-                                       "(beats bicubic where every step does not), softer and faster. 1.0 = "
-                                       "every step (the paper): sharper, more invented.", optional=True),
+                                       "as a share so that it follows `steps`), since the late steps add the "
+                                       f"finest, most invented detail: {RECOMMENDED_END_PERCENT:g} is more faithful, "
+                                       "softer and faster, 1.0 = every step (the paper).", optional=True),
             ],
             outputs=[io.Image.Output(display_name="image",
                                      tooltip="The restored faces, one per input image.")],

@@ -41,7 +41,7 @@ def test_checkpoint_matches_its_name_size_and_card(name):
 
 # How each model is sampled: its default (what the nodes and the CLI give: ending at
 # RECOMMENDED_END_PERCENT, the model's own number of samples) and the paper's sampler (every step, one
-# sample). README "Fidelity: ending early" and "Fidelity: averaging samples".
+# sample). docs/experiments.md, "Ending early" and "Why lpip_x8_128 defaults to two samples".
 SAMPLERS = {"default": (RECOMMENDED_END_PERCENT, None), "paper": (1.0, 1)}
 
 # Where a shipped model does not yet beat bicubic on these faces, as its card reports: these run too,
@@ -63,7 +63,7 @@ def _cases():
                                                                f"see models/{name}.md")] \
                     if (name, protocol, sampler) in SHORTFALLS else []
                 yield pytest.param(name, 1, protocol, sampler, marks=marks, id=f"{name}-{protocol}-{sampler}")
-    for protocol in PROTOCOLS:  # x8 through x4 (README "x8 through x4"), as `lpip-diff restore --scale 8` runs it
+    for protocol in PROTOCOLS:  # x8 through x4 (models/lpip_x4_64.md), as `lpip-diff restore --scale 8` runs it
         yield pytest.param("lpip_x4_64", 2, protocol, "default", id=f"lpip_x4_64-then-bicubic-x2-{protocol}-default")
 
 

@@ -1,5 +1,5 @@
-"""Drive ComfyUI's front end in a real headless Chromium: for the browser tests and the README's
-screenshots.
+"""Drive ComfyUI's front end in a real headless Chromium: for the browser tests and the
+screenshots of docs/nodes.md ("What the front end shows").
 
 Uses Debian's ``chromium`` (``apt-get install chromium``; or ``$LPIP_CHROMIUM``) through Playwright
 for Python with an explicit executable path: Playwright downloads no browser. :class:`ComfyPage`

@@ -1,5 +1,5 @@
-"""The README's figure of LQ faces: real 16 px faces next to draws of each training variant, with
-the sharpness of each row (the number the degradation's mix was checked against).
+"""The figure of LQ faces in docs/training.md ("Degradation"): real 16 px faces next to draws of each
+training variant, with the sharpness of each row (the number the degradation's mix was checked against).
 
     python -m tools.lq_faces --photos ../shared/faces/photos --att ../shared/faces/att \
         --faces ../shared/faces/aligned512 --holdout models/holdout.txt --out docs/lq_faces.png

@@ -17,12 +17,13 @@ from .schedule import MAX_TIMESTEPS, SPACINGS, NoiseSchedule, ScheduleConfig
 
 DEFAULT_STEPS = 25
 # What the node and the CLI start with (restore's own default stays the paper's 1.0): chosen from
-# the denoise sweep of the shipped models (README "Fidelity: denoise").
+# the denoise sweep of the shipped models (docs/experiments.md, "Denoise: 0.3 to 1 under every
+# protocol").
 RECOMMENDED_DENOISE = 1.0
 # Where the node and the CLI stop sampling (restore's own default stays the paper's 1.0): the shipped
 # models' estimates are most faithful about 60% of the way through the steps; the steps after add
-# invented detail that scores below bicubic under noisy and JPEG degradations (README "Fidelity:
-# ending early").
+# invented detail that scores below bicubic under noisy and JPEG degradations (docs/experiments.md,
+# "Ending early: the estimate at every step").
 RECOMMENDED_END_PERCENT = 0.6
 SAMPLE_SEED_STRIDE = 1000  # restore(samples=K): sample k of image b uses seed + b + 1000 k
 CPU_PIXELS_PER_CALL = 2 ** 14  # CPU convolutions run fastest on chunks of about 16k patch pixels
@@ -326,20 +327,20 @@ def restore(model: EpsModel, lq: torch.Tensor, *, scale: int | None = None, step
         fastest and are used when smaller (None: that, or 512 patches elsewhere).
     seed: image b of the batch uses seed + b (wrapped at 2**64). The patches of all images share the
         UNet calls of a step (one pass), so a batch equals its images restored one by one to float
-        rounding (README "Batches"); when memory is short the guard splits the batch into passes.
+        rounding (docs/nodes.md, "Batches"); when memory is short the guard splits the batch into passes.
     denoise: KSampler's meaning. 1.0 starts from pure noise (the paper); below 1 sampling starts
         from the upsampled LQ noised to the level of the schedule's last `steps` of
         int(steps / denoise) steps and runs those `steps` steps (the number of UNet calls stays
         `steps`); 0 returns the upsampled LQ unchanged.
     samples: return the mean of this many samples (sample k of image b uses seed + b + 1000 k): an
         estimate of the posterior mean, higher in PSNR/SSIM and a little softer to the eye, at
-        `samples` times the cost (README "Fidelity: averaging samples"). 1: the paper. None: the
-        model's config.samples (1 for a model without a config).
+        `samples` times the cost (docs/experiments.md, "Why lpip_x8_128 defaults to two samples").
+        1: the paper. None: the model's config.samples (1 for a model without a config).
     end_percent: stop after this fraction of the steps (rounded, at least one) and return that step's
         estimate of the clean face (KSamplerAdvanced's end_at_step with no leftover noise, as a share
         of the steps like ControlNet's end_percent, so it follows a change of `steps`). The late steps
         add the finest detail, the most invented part: ending early is more faithful, softer and
-        faster; RECOMMENDED_END_PERCENT is the measured best (README "Fidelity: ending early").
+        faster; RECOMMENDED_END_PERCENT is the measured best (docs/experiments.md, "Ending early").
         1.0: every step (the paper).
     threads: torch CPU threads for this call (torch's setting is restored afterwards); None: torch's
         setting, lowered to the CPUs other processes leave idle (measured over 0.1 s, reused for

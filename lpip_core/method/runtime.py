@@ -74,7 +74,7 @@ def as_unet_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------- CPU threads
 # Two torch threads on a 2-core machine that something else keeps busy wait for each other at every
 # parallel region (OpenMP barriers): measured 5-20x slower than one thread. So on the CPU `restore`
-# uses at most the CPUs that other processes leave idle (README "Speed").
+# uses at most the CPUs that other processes leave idle (bench/README.md, "CPU: the demo photo's faces").
 
 BUSY_SAMPLE_S = 0.1  # how long the CPU load is sampled
 BUSY_CACHE_S = 30.0  # how long a measurement is reused (restore called face after face)

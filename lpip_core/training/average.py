@@ -1,6 +1,6 @@
 """Weight averaging of fine-tunes ("model soup", Wortsman et al. 2022): checkpoints fine-tuned from
 one model on different degradations stay in one basin, and a weighted mean of their weights can keep
-much of what each does best (README "Averaging fine-tunes"). Only checkpoints of one architecture,
+much of what each does best (docs/training.md, "Averaging fine-tunes"). Only checkpoints of one architecture,
 scale and schedule average."""
 from __future__ import annotations
 

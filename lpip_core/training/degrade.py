@@ -6,7 +6,7 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
 
 - ``lq-scale`` (the paper's order at the LQ size): blur, resample straight to the LQ size with a
   random kernel, noise and JPEG at the LQ size, as on a real tiny face cut from a compressed photo.
-  Ranges are set for a 16 px face (README "Degradation").
+  Ranges are set for a 16 px face (docs/training.md, "Degradation").
 - ``clean``: resampling to the LQ size only (a thumbnail, or a face shrunk by Face Crop & Align).
 - ``gfpgan512``: GFPGAN's ranges for 512 px faces run in the face's own pixels: the intermediate
   image keeps the side it has in the 512 px pipeline (512 / r px), where noise and JPEG act, and

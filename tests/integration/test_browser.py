@@ -5,7 +5,7 @@ One page goes through what a person does: open each example workflow from the Te
 press Run, wait for the result; drag the compare slider, tick the patch grid, read the identity
 score; open the help pages. Any console error, page error or failed request that comes from this
 pack fails the test. Screenshots of the compare slider, the grid overlay and the identity score go
-to $LPIP_SCREENSHOTS (the README's docs/screenshots/ when regenerated) or the test's tmp dir.
+to $LPIP_SCREENSHOTS (docs/screenshots/, shown in docs/nodes.md, when regenerated) or the test's tmp dir.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def ui(comfy_server, tmp_path_factory):
 
 
 def shot(page: ComfyPage, box: dict, name: str) -> None:
-    """A small JPEG screenshot for the README."""
+    """A small JPEG screenshot for docs/nodes.md."""
     png = page.screenshot(box)
     page.shots.mkdir(parents=True, exist_ok=True)
     Image.open(io.BytesIO(png)).convert("RGB").save(page.shots / f"{name}.jpg", quality=80, optimize=True)
