@@ -19,15 +19,17 @@ ERROR, PASS_THROUGH = "error", "pass_through"
 SMALLEST_FACE = {0: 80, 1: 40, 2: 20, 3: 10}  # px wide that dlib's HOG finds, per upsample step
 
 
-def detection_and_limit_inputs(of_what: str) -> list:
+def detection_and_limit_inputs(of_what: str, limit_default: int) -> list:
     """The optional inputs for tiny and big faces, shared by Face Crop & Align and Restore Faces: the
-    detector's threshold and the size limit."""
+    detector's threshold and the size limit (automatic in Restore Faces, which restores what it cuts;
+    off in Face Crop & Align, whose crops may be references or feed other restorers, so that saved
+    workflows cutting big faces keep working)."""
     return [
         io.Float.Input("min_score", default=0.0, min=-2.0, max=3.0, step=0.05, optional=True,
                        tooltip="The detector's threshold (dlib HOG score; 0 = dlib's default). Lower finds more "
                                "tiny faces: -0.4 after an x4 upscale found 28 of 29 faces 12 px wide (docs/"
                                "detection.md), with at most one false face; real faces score about 0.2..3."),
-        io.Int.Input("max_face_px", default=AUTO, min=NO_LIMIT, max=4096, optional=True,
+        io.Int.Input("max_face_px", default=limit_default, min=NO_LIMIT, max=4096, optional=True,
                      tooltip=f"Leave bigger faces alone: a face whose aligned crop spans more than this many px of "
                              f"the photo is passed through untouched (the model takes nothing from detail beyond "
                              f"its face size, and Lanczos keeps more). 0 = automatic: {MAX_FACE_FACTOR:g} x "
@@ -57,7 +59,8 @@ class FaceCropAlign(io.ComfyNode):
                 "Load LPIP-Diff Model's face_size): each face becomes a 16 px crop that the sampler "
                 "restores to 64 px (x4), and Face Paste Back warps it back into the photo (upscale the photo "
                 "x4 first, so that it pastes back 1:1). face_align remembers where every crop came from. "
-                "Faces bigger than the size limit (max_face_px, automatic from face_size) are left alone: "
+                "With a size limit (max_face_px: 0 = automatic from face_size; off by default) faces bigger "
+                "than it are left alone: "
                 "not cut, not in the mask, and the node's text names them."),
             inputs=[
                 io.Image.Input("image", tooltip="Photos or video frames (a batch) with faces."),
@@ -85,7 +88,7 @@ class FaceCropAlign(io.ComfyNode):
                               tooltip="Optional: only faces whose box lies mostly inside this mask (white) are "
                                       "taken, e.g. to restore one person. One mask for the batch or one per "
                                       "image; any size (it is stretched to the image)."),
-                *detection_and_limit_inputs("face_size"),
+                *detection_and_limit_inputs("face_size", NO_LIMIT),
             ],
             outputs=[
                 io.Image.Output(display_name="faces",
@@ -105,7 +108,7 @@ class FaceCropAlign(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR,
-                mask=None, min_score=0.0, max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
+                mask=None, min_score=0.0, max_face_px=NO_LIMIT, upscaled_by=1.0) -> io.NodeOutput:
         if select not in SELECT_MODES:
             raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
         if if_no_face not in (ERROR, PASS_THROUGH):

@@ -73,7 +73,7 @@ class RestoreFaces(io.ComfyNode):
                                tooltip="As in the Patch-Fused Sampler: stop after this share of the steps and "
                                        "return that step's estimate of the clean face (more faithful, softer, "
                                        "faster). 1.0 = every step (the paper)."),
-                *detection_and_limit_inputs("the model's face size"),
+                *detection_and_limit_inputs("the model's face size", AUTO),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The images with the restored faces pasted back."),

@@ -72,12 +72,12 @@ def test_restore_photo_on_the_command_line(tmp_path, capsys):
     with Image.open(out / "mixed.png") as im:
         assert im.size == (800, 400)
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
-                 "--scale", "8"]) == 2
+                 "--overwrite", "--scale", "8"]) == 2
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
-                 "--upscale", "0"]) == 2
+                 "--overwrite", "--upscale", "0"]) == 2
     assert "--upscale" in capsys.readouterr().err
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
-                 "--max-face-px", "-3"]) == 2
+                 "--overwrite", "--max-face-px", "-3"]) == 2
     assert "--max-face-px" in capsys.readouterr().err
 
 
