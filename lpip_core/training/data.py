@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from ..checks import shown
+from ..checks import check_float, shown
 from ..files import IMAGE_SUFFIXES, read_image, regular_file
 from ..resize import resize
 from .augment import NO_AUGMENTATION, Augmentation, augment_face
@@ -60,15 +60,17 @@ def read_manifest(root: Path) -> dict[str, dict[str, float]]:
     rows = {}
     with open(manifest, newline="") as f:
         for row in csv.DictReader(f):
-            numbers = {}
-            for key in ("crop_side_in_source_px", "outside_fraction"):
-                try:
-                    numbers[key] = float(row.get(key) or "nan")
-                except ValueError:
-                    numbers[key] = float("nan")
             if row.get("crop"):
-                rows[row["crop"]] = numbers
+                rows[row["crop"]] = {key: _number(row.get(key)) for key in ("crop_side_in_source_px", "outside_fraction")}
     return rows
+
+
+def _number(text: str | None) -> float:
+    """A manifest cell as a float; NaN where it is empty or not a number."""
+    try:
+        return float(text or "nan")
+    except ValueError:
+        return float("nan")
 
 
 def inside_mask(root: Path, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -76,8 +78,7 @@ def inside_mask(root: Path, name: str, like: torch.Tensor) -> torch.Tensor:
     path = root.parent / MASK_FOLDER / (Path(name).stem + ".png")
     if not path.is_file():
         return torch.ones_like(like[:, :1])
-    mask = read_image(path)[:, :1]
-    return resize(mask, like.shape[-2:]).clamp(0, 1)
+    return resize(read_image(path)[:, :1], like.shape[-2:])
 
 
 def load_faces(root: str | Path | Iterable[str | Path], hq_size: int, *, exclude: Iterable[str] = (),
@@ -98,8 +99,8 @@ def load_faces(root: str | Path | Iterable[str | Path], hq_size: int, *, exclude
     align: detect and FFHQ-align the largest face of each image first (for unaligned photos).
     """
     roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
-    if max_outside is not None and not 0 <= max_outside <= 1:
-        raise ValueError(f"max_outside must be in [0, 1], got {max_outside!r}")
+    if max_outside is not None:
+        check_float("max_outside", max_outside, 0, 1)
     faces, names = [], []
     for folder in roots:
         folder_faces, folder_names = _load_folder(folder, hq_size, set(exclude), include, min_face_size,

@@ -1,14 +1,15 @@
 """Algorithm 1: train the noise-prediction UNet on random patches of degraded/clean face pairs.
 
 AdamW with linear warm-up and cosine decay, gradient clipping, an EMA of the weights (the EMA is
-what gets shipped), bf16 autocast where the device computes bf16 natively, a step or time budget, periodic checkpoints with exact
-resume, a CSV loss log and a PNG loss plot. Several GPUs (or CPU processes) through PyTorch DDP
+what gets shipped), bf16 autocast where the device computes bf16 natively, a step or time budget,
+periodic checkpoints with exact resume, a CSV loss log and a PNG loss plot. Several GPUs (or CPU processes) through PyTorch DDP
 under torchrun: each rank draws its own samples of the same seeded stream, rank 0 writes files.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import csv
 import json
 import math
@@ -191,6 +192,7 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return device.type == "cpu" and _cpu_has_bf16()
 
 
+@functools.cache
 def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -372,11 +374,7 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: Distributed, progress: b
     torch.manual_seed(cfg.seed)
 
     resuming = check_run_start(cfg)
-    exclude = set()
-    for path in cfg.holdouts:
-        if not Path(path).is_file():
-            raise ValueError(f"holdout file not found: {path}")
-        exclude |= read_split(path)
+    exclude = set().union(*(read_split(path) for path in cfg.holdouts))
     faces, names = load_faces(cfg.folders, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
                               max_outside=cfg.max_outside, align=cfg.align,
                               store_size=2 * cfg.hq_size if cfg.augment else cfg.hq_size, masks=True)
