@@ -47,6 +47,13 @@ def check_float(name: str, value, low: float, high: float, *, open_low: bool = F
     return float(value)
 
 
+def check_choice(name: str, value, choices) -> str:
+    """One of a fixed set of strings (a combo input, a CLI choice)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}")
+    return value
+
+
 def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_len: int) -> tuple[int, ...]:
     """A list or tuple of min_len..max_len ints, each in low..high."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or \
