@@ -24,9 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lpip_core import PRESETS, LPIPModel, ModelConfig  # noqa: E402
+from lpip_core.data.folders import load_faces  # noqa: E402
 from lpip_core.method.schedule import NoiseSchedule  # noqa: E402
 from lpip_core.training.augment import Augmentation  # noqa: E402
-from lpip_core.training.data import PatchPairs, collate_pairs, load_faces  # noqa: E402
+from lpip_core.training.pairs import PatchPairs, collate_pairs  # noqa: E402
 from lpip_core.training.train import train_step, update_ema  # noqa: E402
 
 

@@ -4,6 +4,7 @@ The public API: `load_model` a .safetensors checkpoint, `restore` LQ faces with 
 overlapping-patch fused DDIM sampler, `degrade` HQ faces the way training does, and
 `psnr` / `ssim` to score the result. Never imports ComfyUI.
 """
+from .data.degrade import DegradeParams, degrade, random_params
 from .evaluation.metrics import psnr, ssim
 from .method.checkpoint import CheckpointError, load_model, read_config, save_model
 from .method.model import LPIPModel, ModelConfig
@@ -11,7 +12,6 @@ from .method.restoration import DEFAULT_STEPS, restore
 from .method.sampler import SamplingCancelled
 from .method.schedule import NoiseSchedule, ScheduleConfig
 from .method.unet import PRESETS, ConditionalUNet, UNetConfig
-from .training.degrade import DegradeParams, degrade, random_params
 
 __version__ = "0.1.0"
 

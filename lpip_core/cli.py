@@ -13,9 +13,9 @@ import torch
 
 from . import __version__
 from .checks import MAX_SIDE, check_float, check_int, shown
+from .data.degrade import MAX_DOWNSCALE, MIN_DOWNSCALE, RESAMPLE_KERNELS
 from .method.patches import FUSIONS
 from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT, SAMPLE_SEED_STRIDE
-from .training.degrade import RESAMPLE_KERNELS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
 
@@ -198,10 +198,10 @@ def _check_options(args, ranges: dict[str, tuple[float, float]]) -> None:
 def cmd_degrade(args) -> None:
     from .checks import check_seed, seed_for
     from .files import read_image
-    from .training.degrade import DegradeParams, degrade
+    from .data.degrade import BLUR_LIMITS, DOWNSCALE_LIMITS, JPEG_LIMITS, NOISE_LIMITS, DegradeParams, degrade
 
-    _check_options(args, {"scale": (1, 64), "blur": (0, 50), "downscale": (0.01, 64), "noise": (0, 255),
-                          "jpeg": (1, 100)})
+    _check_options(args, {"scale": (1, 64), "blur": BLUR_LIMITS, "downscale": DOWNSCALE_LIMITS,
+                          "noise": NOISE_LIMITS, "jpeg": JPEG_LIMITS})
     try:
         check_seed(args.seed, len(args.inputs))
     except ValueError as e:
@@ -324,7 +324,7 @@ def cmd_evaluate(args) -> None:
 
 def _train_parser(sub) -> None:
     from .method.unet import PRESETS
-    from .training.data import DEGRADATIONS
+    from .training.pairs import DEGRADATIONS
     from .training.train import MAX_FACES_PER_STEP, MAX_PATCHES_PER_FACE, PRECISIONS, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -479,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--scale", type=int, default=4, help="LQ side = HQ side / scale (default 4)")
     d.add_argument("--blur", type=float, help="manual: blur sigma in HQ pixels")
-    d.add_argument("--downscale", type=float, help="manual: downscale factor, 0.01..64 (default: --scale); below 1 "
-                   f"it enlarges, to at most {MAX_SIDE} px a side")
+    d.add_argument("--downscale", type=float, help=f"manual: downscale factor, {MIN_DOWNSCALE}..{MAX_DOWNSCALE} "
+                   f"(default: --scale); below 1 it enlarges, to at most {MAX_SIDE} px a side")
     d.add_argument("--noise", type=float, help="manual: noise sigma in 0..255 units")
     d.add_argument("--jpeg", type=int, help="manual: JPEG quality 1..100")
     d.add_argument("--resample", choices=RESAMPLE_KERNELS, help="manual: the downsampling kernel (default bicubic-aa)")

@@ -115,6 +115,12 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """An image in [0, 1] rounded to the 256 levels an 8-bit file holds (to_pil's levels), still float:
+    what a saved and re-read PNG gives back, so that scores are those of the files a user sees."""
+    return (image.clamp(0, 1) * 255).round() / 255
+
+
 def compressed(image: torch.Tensor, format: str, quality: int) -> torch.Tensor:
     """[3, H, W] in [0, 1] as a lossy file (JPEG, WEBP) of that quality gives it back, on image's device."""
     buffer = io.BytesIO()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lpip_core import DegradeParams, degrade
-from ..lpip_core.training.degrade import RESAMPLE_KERNELS
+from ..lpip_core.data.degrade import RESAMPLE_KERNELS
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import MAX_SEED

@@ -6,7 +6,7 @@ import torch
 
 from lpip_core.resize import resize
 from lpip_core.training.augment import NO_AUGMENTATION, Augmentation, augment_face
-from lpip_core.training.data import PatchPairs
+from lpip_core.training.pairs import PatchPairs
 
 
 def test_no_augmentation_is_the_antialiased_resize(hopper):

@@ -273,5 +273,5 @@ def test_evaluate_bad_input_exits_2(model_path, hq_folder, tmp_path, capsys):
     assert main([*base, "--denoise-sweep", "0.5,x"]) == 2
     one_line_error(capsys, "--denoise-sweep")
     assert main([*base, "--denoise", "0"]) == 2
-    one_line_error(capsys, "denoise must be in (0, 1]")
+    one_line_error(capsys, "denoise must be a number in (0, 1]")
     assert not out.exists()

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lpip_core import DegradeParams, degrade, psnr, random_params
+from lpip_core.data.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
 from lpip_core.resize import resize
-from lpip_core.training.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
 
 
 def high_frequency_energy(x):
@@ -97,11 +97,14 @@ def test_random_params_follow_gfpgan_ranges_scaled_to_the_face_size():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(blur_sigma=-1), "blur_sigma must be in 0.0..50.0"),
-    (dict(downscale=0.001), "downscale must be in 0.01..64.0"),
-    (dict(noise_sigma=300), "noise_sigma must be in 0.0..255.0"),
-    (dict(jpeg_quality=0), "jpeg_quality must be in 1..100"),
+    (dict(blur_sigma=-1), r"blur_sigma must be a number in \[0, 50\], got -1"),
+    (dict(downscale=0.001), r"downscale must be a number in \[0.01, 64\]"),
+    (dict(noise_sigma=300), r"noise_sigma must be a number in \[0, 255\]"),
+    (dict(jpeg_quality=0), "jpeg_quality must be an integer in 1..100"),
+    (dict(jpeg_quality=80.5), "jpeg_quality must be an integer in 1..100"),
     (dict(blur_sigma=float("nan")), "blur_sigma"),
+    (dict(blur_sigma=True), "blur_sigma"),
+    (dict(blur_angle=float("inf")), "blur_angle"),
 ])
 def test_out_of_range_parameters_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -115,6 +118,16 @@ def test_random_mode_needs_an_lq_size_and_bad_images_are_refused(hopper):
         degrade(torch.rand(1, 4, 16, 16), DegradeParams())
     with pytest.raises(ValueError, match="one DegradeParams or 1"):
         degrade(hopper, [DegradeParams(), DegradeParams()])
+    for lq_size in ((0, 16), (16,), (16, 9000), (16.0, 16)):
+        with pytest.raises(ValueError, match="lq_size must be a list of 2 to 2 integers|lq_size item must be"):
+            degrade(hopper, None, lq_size=lq_size)
+
+
+def test_an_enlargement_past_max_side_is_refused_before_any_work(hopper):
+    """DegradeParams allows enlarging (downscale below 1); degrade refuses an image larger than MAX_SIDE."""
+    assert degrade(torch.rand(1, 3, 8, 8), DegradeParams(downscale=0.01))[0].shape == (1, 3, 800, 800)
+    with pytest.raises(ValueError, match=r"downscale 0.01 would make the 128x128 px image larger than 8192 px"):
+        degrade(hopper, DegradeParams(downscale=0.01))
 
 
 def test_tiny_images_and_empty_batches(hopper):
@@ -184,5 +197,5 @@ def test_variants_can_be_drawn_alone_and_unknown_ones_are_refused():
     assert p.downscale == 8 and p.noise_sigma == 0 and p.jpeg_quality is None
     with pytest.raises(ValueError, match="variant must be one of"):
         random_params(random.Random(3), 128, 16, variant="blurry")
-    with pytest.raises(ValueError, match="resample must be one of"):
+    with pytest.raises(ValueError, match="resample must be one of area, bilinear"):
         DegradeParams(resample="lanczos")

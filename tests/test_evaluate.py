@@ -61,17 +61,21 @@ def test_every_output_is_written(run):
 
 
 def test_plan_runs_each_setting_once():
-    methods, table1, table2, table3, sweep = plan_methods(16, 8, 4)
-    assert [m.key for m in methods] == ["bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian",
-                                        "lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean-p32-s16"]
-    assert [r["method"] for r in table2] == ["lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean", "lpip-mean-p32-s16"]
-    assert table3 == ["lpip-mean", "lpip-median"] == table1[2:4]
-    assert sweep == []
-    _, _, table2, _, _ = plan_methods(32, 16, 8)  # the x8 UNet: patch 8 runs, and so does every other
-    assert all(r["method"] for r in table2)
-    _, _, table2, _, _ = plan_methods(12, 6, 8)
+    plan = plan_methods(16, 8, 4)
+    assert [m.key for m in plan.methods] == ["bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian",
+                                             "lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean-p32-s16"]
+    assert [r["method"] for r in plan.table2] == ["lpip-mean-p4-s2", "lpip-mean-p8-s4", "lpip-mean",
+                                                  "lpip-mean-p32-s16"]
+    assert plan.table3 == ["lpip-mean", "lpip-median"] == plan.table1[2:4]
+    assert plan.sweep == []
+    assert plan.tables == {"table1": plan.table1, "table2": plan.table2, "table3": plan.table3, "sweep": []}
+    assert all(r["method"] for r in plan_methods(32, 16, 8).table2)  # the x8 UNet: patch 8 runs, and every other
+    table2 = plan_methods(12, 6, 8).table2
     assert [r["method"] is None for r in table2] == [True, True, True, False]
     assert "not a multiple of 8" in table2[0]["note"]
+    swept = plan_methods(16, 8, 4, (), denoise_sweep=(0.5, 1.0), fusions=("mean",))
+    assert swept.sweep == ["lpip-mean-d0.5", "lpip-mean"]  # denoise 1 is Table I's mean row, run once
+    assert [m.key for m in swept.methods] == ["bicubic", "whole-image", "lpip-mean", "lpip-mean-d0.5"]
 
 
 def test_csv_has_one_row_per_face_and_method(run):
@@ -235,7 +239,7 @@ def test_protocols_sweep_and_retrieval(setup, tmp_path):
     assert bicubic[("clean", "hopper_aligned_128.png")] == pytest.approx(lpip_core.psnr(up, hq).item(), abs=1e-3)
     with pytest.raises(ValueError, match="protocol must be 'all' or one of clean"):
         evaluate(model_path, data, out_dir=tmp_path / "x", protocols=["blurry"], progress=False)
-    with pytest.raises(ValueError, match="denoise_sweep must be in"):
+    with pytest.raises(ValueError, match=r"denoise_sweep item must be a number in \(0, 1\], got 0"):
         evaluate(model_path, data, out_dir=tmp_path / "x", denoise_sweep=(0,), progress=False)
 
 

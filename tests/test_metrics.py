@@ -4,8 +4,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lpip_core import degrade, psnr, ssim
+from lpip_core.data.degrade import DegradeParams
 from lpip_core.evaluation.metrics import rgb_to_y
-from lpip_core.training.degrade import DegradeParams
 
 
 def to_255(x):

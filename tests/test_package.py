@@ -1,4 +1,5 @@
 """The packaging facts a user and the Comfy Registry rely on."""
+import ast
 from pathlib import Path
 
 import tomllib
@@ -36,3 +37,18 @@ def test_lpip_core_never_imports_comfyui():
         source = path.read_text()
         for module in ("comfy", "folder_paths", "server", "comfy_api"):
             assert f"import {module}" not in source and f"from {module}" not in source, (str(path), module)
+
+
+def test_the_import_graph_reads_method_then_data_then_training_and_evaluation():
+    """method <- data <- training, evaluation: a layer imports only from the layers before it, so the
+    degradations and face folders that evaluation uses never pull in training (and the reverse)."""
+    forbidden = {"method": {"data", "training", "evaluation"}, "data": {"training", "evaluation"},
+                 "training": {"evaluation"}, "evaluation": {"training"}}
+    seen = set()
+    for layer, others in forbidden.items():
+        for path in (ROOT / "lpip_core" / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                    seen.add((layer, node.module.split(".")[0]))
+                    assert node.module.split(".")[0] not in others, (path.name, node.module)
+    assert {("data", "method"), ("training", "data"), ("evaluation", "data")} <= seen  # the edges that should be

@@ -1,12 +1,11 @@
-"""lpip_core.training.split and the shipped held-out lists it wrote (models/holdout*.txt)."""
+"""lpip_core.data.split and the shipped held-out lists it wrote (models/holdout*.txt)."""
 from pathlib import Path
 
 import torch
 
+from lpip_core.data.split import perceptual_hash, person_groups, read_split, stratified_holdout
 from lpip_core.files import read_image
 from lpip_core.resize import resize
-from lpip_core.training.data import read_split
-from lpip_core.training.split import perceptual_hash, person_groups, stratified_holdout
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

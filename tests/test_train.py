@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from lpip_core import load_model
+from lpip_core.data.folders import load_faces
 from lpip_core.method.schedule import NoiseSchedule
-from lpip_core.training.data import PatchPairs, load_faces
+from lpip_core.training.pairs import PatchPairs
 from lpip_core.training.train import TrainConfig, train
 
 

@@ -23,11 +23,12 @@ import torch
 
 from lpip_core import load_model, psnr, restore, ssim
 from lpip_core.checks import seed_for
+from lpip_core.data.folders import load_faces
+from lpip_core.data.split import read_split
 from lpip_core.evaluation.protocols import PROTOCOLS, make_lq
 from lpip_core.faces.identity import face_embedding, face_landmarks
 from lpip_core.files import atomic_output
 from lpip_core.resize import resize
-from lpip_core.training.data import load_faces, read_split
 
 MEASURES = ("psnr", "ssim", "id_sim")
 

@@ -24,12 +24,13 @@ import torch
 from PIL import Image
 
 from lpip_core import load_model, psnr, restore, ssim
+from lpip_core.data.degrade import DegradeParams, degrade
+from lpip_core.data.folders import load_faces
+from lpip_core.data.split import read_split
 from lpip_core.faces.identity import id_similarity
 from lpip_core.files import atomic_output, from_pil, to_pil
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.resize import resize
-from lpip_core.training.data import load_faces, read_split
-from lpip_core.training.degrade import DegradeParams, degrade
 
 
 def lanczos(x: torch.Tensor, size: int) -> torch.Tensor:

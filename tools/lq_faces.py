@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
+from lpip_core.data.degrade import VARIANTS, degrade_one, random_params
+from lpip_core.data.folders import list_images, load_faces
+from lpip_core.data.split import read_split
 from lpip_core.faces.detect import align_faces
 from lpip_core.files import atomic_output, read_image, to_pil
-from lpip_core.training.data import list_images, load_faces, read_split
-from lpip_core.training.degrade import VARIANTS, degrade_one, random_params
 
 PER_ROW = 12
 LQ = 16

@@ -1,7 +1,7 @@
 """Write the held-out splits (models/holdout.txt, models/holdout-pixabay.txt) from the face data.
 
 Every face of ../shared/faces/aligned512 and ../shared/faces/pixabay/aligned512 gets a dlib identity
-descriptor and a perceptual hash; faces are grouped by person (lpip_core.training.split), and the
+descriptor and a perceptual hash; faces are grouped by person (lpip_core.data.split), and the
 holdout is: the groups of the earlier held-out faces and of every face of the 1927 Solvay photo
 (the demo photo), then 40 men's and 40 women's Pixabay faces in whole groups, seed 0. Faces listed
 in models/excluded-pixabay.txt (never trained on, see there why) are left out of the split too.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from lpip_core.data.folders import list_images
+from lpip_core.data.split import perceptual_hash, person_groups, read_split, stratified_holdout
 from lpip_core.faces.identity import face_descriptor
 from lpip_core.files import read_image
 from lpip_core.resize import resize
-from lpip_core.training.data import list_images, read_split
-from lpip_core.training.split import perceptual_hash, person_groups, stratified_holdout
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 EARLIER = read_split(Path(__file__).with_name("holdout_2026-11.txt"))  # the 24 held out before the Pixabay faces

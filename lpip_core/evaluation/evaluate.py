@@ -26,7 +26,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -34,13 +34,14 @@ from typing import Sequence
 import torch
 
 from ..checks import MAX_SIDE, check_float, check_int, check_output_scale, seed_for
-from ..files import atomic_output, to_pil
+from ..data.folders import list_images, listed, load_faces, relative_name
+from ..data.split import read_split
+from ..files import atomic_output, quantize_8bit, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
 from ..method.restoration import RECOMMENDED_END_PERCENT, restore, steps_run
 from ..outputs import Output, plan_outputs
 from ..resize import resize
-from ..training.data import list_images, listed, load_faces, read_split, relative_name
 from .metrics import psnr, ssim
 from .protocols import PROTOCOLS, check_protocols, make_lq
 
@@ -71,21 +72,28 @@ class Method:
                 self.denoise if diffusion else None, self.samples if diffusion else None)
 
 
-def _check_denoise(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} must be in (0, 1] (1 = from pure noise), got {value!r}")
-    return float(value)
+@dataclass(frozen=True)
+class MethodPlan:
+    """What to run and what each table shows: the methods (each setting once) and, by method key,
+    the rows of Tables I-III and of the denoise sweep."""
+
+    methods: list[Method]
+    table1: list[str]  # bicubic, whole-image, then LPIP-Diff per fusion (mean first)
+    table2: list[dict]  # per patch factor: factor, patch, stride, method (None if not run) and note
+    table3: list[str]  # mean and median at the model's patch (Table I's rows); empty without median
+    sweep: list[str]  # LPIP-Diff (mean) per denoise of the sweep
+
+    @property
+    def tables(self) -> dict:
+        return {"table1": self.table1, "table2": self.table2, "table3": self.table3, "sweep": self.sweep}
 
 
 def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[float] = TABLE2_FACTORS,
                  denoise: float = 1.0, denoise_sweep: Sequence[float] = (), fusions: Sequence[str] = FUSIONS,
-                 samples: int = 1):
-    """The methods to run and the rows of the tables.
-
-    Returns (methods, table1 keys, table2 rows, table3 keys, sweep keys). A Table II row is a dict
-    with patch, stride and either the key of the method that gives it or a note why it was not run
-    (a patch the UNet cannot take: not a positive multiple of its down-sampling factor).
-    """
+                 samples: int = 1) -> MethodPlan:
+    """The methods to run and the rows of the tables. A Table II row names the method that gives it,
+    or says why it was not run (a patch the UNet cannot take: not a positive multiple of its
+    down-sampling factor)."""
     methods: dict[tuple, Method] = {}
 
     def add(method: Method) -> str:
@@ -120,7 +128,7 @@ def plan_methods(patch: int, stride: int, factor: int, patch_factors: Sequence[f
     table3 = table1[2:4] if "median" in fusions else []  # mean vs median at the model's patch: Table I's rows
     sweep = [add(Method(f"lpip-mean-d{d:g}{k}", f"LPIP-Diff, mean fusion, denoise {d:g}{of_k}", "patch", patch,
                         stride, "mean", d, samples)) for d in denoise_sweep]
-    return list(methods.values()), table1, table2, table3, sweep
+    return MethodPlan(list(methods.values()), table1, table2, table3, sweep)
 
 
 def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_dir: str | os.PathLike,
@@ -150,42 +158,105 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     faces_limit: evaluate only the first N faces (sorted by path). grid_faces: faces in grid.png.
     patch_factors: Table II's patches as multiples of the training patch (() skips Table II).
     fusions: the LPIP-Diff fusions of Table I, mean first (without median there is no Table III).
-    min_face_size, align: as in lpip_core.training.data.load_faces (default: faces at least hq_size natively).
+    min_face_size, align: as in lpip_core.data.folders.load_faces (default: faces at least hq_size natively).
     overwrite: replace results that exist in out_dir (else refused before any work, as is an out_dir
         that is or lies inside data_dir, where the results would be read as faces by the next run).
     Faces are known by their path relative to data_dir: two faces of one file name in different
     sub-folders are two faces in every row, retrieval and margin.
     """
     started = time.perf_counter()
-    protocols = check_protocols(protocols)
-    check_int("steps", steps, 1, 1000)
-    check_int("seed", seed, 0)
-    check_int("grid_faces", grid_faces, 0, 64)
-    denoise = _check_denoise("denoise", denoise)
-    if samples is not None:
-        check_int("samples", samples, 1, 16)
-    steps_run(steps, end_percent)  # checks end_percent before any work
-    fusions = tuple(fusions)
-    if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
-        raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
-                         f"got {', '.join(map(str, fusions)) or 'none'}")
-    denoise_sweep = tuple(_check_denoise("denoise_sweep", d) for d in denoise_sweep)
-    if max_batch is not None:
-        check_int("max_batch", max_batch, 1)
-    if faces_limit is not None:
-        check_int("faces_limit", faces_limit, 1)
+    protocols, denoise, denoise_sweep, fusions = _check_arguments(protocols, steps, seed, grid_faces, denoise,
+                                                                  denoise_sweep, samples, end_percent, fusions,
+                                                                  max_batch, faces_limit)
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
-    if not data_dir.is_dir():
-        raise ValueError(f"data folder not found: {data_dir}")
-    files = OUTPUT_FILES + (SWEEP_FILES if denoise_sweep else ()) + (("grid.png",) if grid_faces else ())
-    plan_outputs([Output("-o", out_dir, folder=True), *(Output("-o", out_dir / f) for f in files)],
-                 [model_path, data_dir, *([holdout] if holdout is not None else [])], overwrite=overwrite)
+    _plan_files(model_path, data_dir, out_dir, holdout, bool(denoise_sweep), grid_faces, overwrite)
     model = load_model(model_path, device=device)
     config = model.config
     samples = config.samples if samples is None else samples
     scale = check_output_scale(scale, config.scale)
     lq_size = config.hq_size // config.scale
     hq_size = lq_size * scale
+    faces = _held_out_faces(data_dir, holdout, hq_size, min_face_size, align, faces_limit)
+    plans = [plan_methods(config.patch, config.stride, config.unet.downsample_factor, factors, denoise,
+                          denoise_sweep, fusions, samples) for factors in (patch_factors, ())]  # Table II: first only
+    grid = _Grid(_grid_indices(len(faces.names), grid_faces), tuple(plans[0].table1[:3]))
+    restorer = _Restorer(model, hq_size, steps, seed, end_percent, max_batch)
+    rows, per_protocol = _run_protocols(restorer, faces, protocols, plans, lq_size, grid, progress)
+    results = {
+        "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
+                                           protocols, denoise, samples, end_percent),
+        "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
+                     "out_dir": str(out_dir), "scale": scale, "hq_size": hq_size, "lq_size": lq_size,
+                     "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
+                     "samples": samples, "end_percent": end_percent,
+                     "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
+                     "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
+                     "max_batch": max_batch, "device": str(device)},
+        "model": {"file": model_path.name, "config": config.to_dict()},
+        "faces": {"count": len(faces.names), "names": faces.names, "skipped_too_small_or_no_face": faces.skipped,
+                  "grid": [faces.names[i] for i in grid.index]},
+        "machine": _machine(device),
+        "protocols": per_protocol,
+        "tables": plans[0].tables,
+        "statistic": "mean and sample standard deviation over faces; top1 is a fraction of faces",
+    }
+    _write_reports(out_dir, results, rows, grid, faces.hq)
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    _write_text(out_dir / "results.json", json.dumps(results, indent=1) + "\n")
+    return results
+
+
+# --- the steps of evaluate: check, load, run methods -> score -> retrieval, reports --------------------
+
+def _check_arguments(protocols, steps, seed, grid_faces, denoise, denoise_sweep, samples, end_percent, fusions,
+                     max_batch, faces_limit) -> tuple[tuple[str, ...], float, tuple[float, ...], tuple[str, ...]]:
+    """Every argument checked before any work; returns (protocols, denoise, denoise_sweep, fusions) as
+    evaluate uses them."""
+    protocols = check_protocols(protocols)
+    check_int("steps", steps, 1, 1000)
+    check_int("seed", seed, 0)
+    check_int("grid_faces", grid_faces, 0, 64)
+    denoise = check_float("denoise", denoise, 0, 1, open_low=True)  # 1 = from pure noise
+    if samples is not None:
+        check_int("samples", samples, 1, 16)
+    steps_run(steps, end_percent)  # checks end_percent
+    fusions = tuple(fusions)
+    if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
+        raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
+                         f"got {', '.join(map(str, fusions)) or 'none'}")
+    denoise_sweep = tuple(check_float("denoise_sweep item", d, 0, 1, open_low=True) for d in denoise_sweep)
+    if max_batch is not None:
+        check_int("max_batch", max_batch, 1)
+    if faces_limit is not None:
+        check_int("faces_limit", faces_limit, 1)
+    return protocols, denoise, denoise_sweep, fusions
+
+
+def _plan_files(model_path: Path, data_dir: Path, out_dir: Path, holdout, sweep: bool, grid_faces: int,
+                overwrite: bool) -> None:
+    """Refuse, before any work, a missing data folder and outputs that would lose something (outputs.plan_outputs)."""
+    if not data_dir.is_dir():
+        raise ValueError(f"data folder not found: {data_dir}")
+    files = OUTPUT_FILES + (SWEEP_FILES if sweep else ()) + (("grid.png",) if grid_faces else ())
+    plan_outputs([Output("-o", out_dir, folder=True), *(Output("-o", out_dir / f) for f in files)],
+                 [model_path, data_dir, *([holdout] if holdout is not None else [])], overwrite=overwrite)
+
+
+@dataclass
+class _Faces:
+    """The evaluated faces and their ground truth for ID Sim and retrieval."""
+
+    hq: torch.Tensor  # [N, 3, S, S] in [0, 1], on 8-bit levels
+    names: list[str]  # paths relative to data_dir
+    skipped: list[str]  # wanted, but smaller than hq_size natively or without a face
+    landmarks: torch.Tensor  # dlib's 5 landmarks of each ground truth: every result is cut with its face's
+    embeddings: torch.Tensor  # dlib embeddings of the ground truths
+
+
+def _held_out_faces(data_dir: Path, holdout, hq_size: int, min_face_size, align: bool, faces_limit) -> _Faces:
+    """The faces of data_dir listed in holdout (else all) at hq_size, with their landmarks and embeddings;
+    a face that holdout lists but data_dir lacks is an error, one too small to evaluate is skipped."""
+    from ..faces.identity import face_embedding, face_landmarks
 
     include = None
     images = list_images(data_dir)  # faces are known by their path relative to data_dir
@@ -202,82 +273,123 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     if faces_limit is not None:
         faces, names = faces[:faces_limit], names[:faces_limit]
     hq = faces.float() / 255
+    landmarks = face_landmarks(hq)
+    return _Faces(hq, names, skipped, landmarks, face_embedding(hq, landmarks))
 
+
+@dataclass(frozen=True)
+class _Restorer:
+    """One method on one LQ face, as every method of the tables runs: timed, at hq_size, on 8-bit levels."""
+
+    model: torch.nn.Module
+    hq_size: int
+    steps: int
+    seed: int  # face i samples with seed + i
+    end_percent: float
+    max_batch: int | None
+
+    def __call__(self, method: Method, lq: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
+        """(the result [1, 3, hq_size, hq_size], the seconds it took)."""
+        tic = time.perf_counter()
+        size = (self.hq_size, self.hq_size)
+        if method.kind == "bicubic":
+            out = resize(lq, size)
+        else:
+            out = restore(self.model, lq, steps=self.steps, seed=seed_for(self.seed, i), max_batch=self.max_batch,
+                          whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
+                          fusion=method.fusion, denoise=method.denoise, samples=method.samples,
+                          end_percent=self.end_percent)
+            out = resize(out, size)  # the rest of `scale` by bicubic (else a no-op)
+        seconds = time.perf_counter() - tic
+        return quantize_8bit(out), seconds
+
+
+@dataclass
+class _Grid:
+    """grid.png: a few faces (`index`), each as LQ | bicubic | whole-image | LPIP-Diff (mean) | ground truth,
+    from the first protocol."""
+
+    index: list[int]
+    keys: tuple[str, ...]  # the methods shown: bicubic, whole-image, LPIP-Diff (mean)
+    results: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    lq: torch.Tensor | None = None
+
+    def keep(self, i: int, key: str, out: torch.Tensor) -> None:
+        if i in self.index and key in self.keys:
+            self.results.setdefault(i, {})[key] = out
+
+    def write(self, path: Path, hq: torch.Tensor) -> None:
+        _write_grid(path, [self.lq[i:i + 1] for i in self.index],
+                    [[self.results[i][k] for k in self.keys] for i in self.index], [hq[i:i + 1] for i in self.index])
+
+
+def _run_protocols(restorer: _Restorer, faces: _Faces, protocols: Sequence[str], plans: list[MethodPlan],
+                   lq_size: int, grid: _Grid, progress: bool) -> tuple[list[dict], dict]:
+    """Protocol by protocol: make the LQ faces, run the methods (the first plan's under the first
+    protocol, the second's under the others) and score them. Returns the per-face rows and each
+    protocol's summary for results.json."""
     from tqdm import tqdm
 
-    from ..faces.identity import face_embedding, face_landmarks
-
-    truth_landmarks = face_landmarks(hq)
-    truth_embeddings = face_embedding(hq, truth_landmarks)
-    factor = config.unet.downsample_factor
-    first = plan_methods(config.patch, config.stride, factor, patch_factors, denoise, denoise_sweep, fusions, samples)
-    rest = plan_methods(config.patch, config.stride, factor, (), denoise, denoise_sweep, fusions, samples)
-    _, table1, table2, table3, sweep = first
-    grid_index = _grid_indices(len(names), grid_faces)
-    grid_keys = (table1[0], table1[1], table1[2])  # bicubic, whole-image, LPIP-Diff mean
-    grid_images: dict[int, dict[str, torch.Tensor]] = {i: {} for i in grid_index}
-    lq_by_protocol, rows, per_protocol = {}, [], {}
-    total = len(names) * (len(first[0]) + (len(protocols) - 1) * len(rest[0]))
+    first, rest = plans
+    rows, per_protocol = [], {}
+    total = len(faces.names) * (len(first.methods) + (len(protocols) - 1) * len(rest.methods))
     with tqdm(total=total, unit="restoration", disable=not progress, dynamic_ncols=True) as bar:
         for n, protocol in enumerate(protocols):
-            methods = (first if n == 0 else rest)[0]
-            lq = lq_by_protocol[protocol] = make_lq(protocol, hq, lq_size, seed)
-            embeddings = {m.key: [] for m in methods}
-            protocol_rows = []
-            for i, name in enumerate(names):
-                bar.set_description(f"{protocol} {name}")
-                lq_i, hq_i = lq[i:i + 1], hq[i:i + 1]
-                for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
-                    tic = time.perf_counter()
-                    if method.kind == "bicubic":
-                        out = resize(lq_i, (hq_size, hq_size))
-                    else:
-                        out = restore(model, lq_i, steps=steps, seed=seed_for(seed, i), max_batch=max_batch,
-                                      whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
-                                      fusion=method.fusion, denoise=method.denoise, samples=method.samples,
-                                      end_percent=end_percent)
-                        out = resize(out, (hq_size, hq_size))  # the rest of `scale` by bicubic (else a no-op)
-                    seconds = time.perf_counter() - tic
-                    out = _to_8bit(out)
-                    embedding = face_embedding(out, truth_landmarks[i:i + 1])[0]
-                    embeddings[method.key].append(embedding)
-                    protocol_rows.append({"protocol": protocol, "face": name, "method": method.key,
-                                          "psnr": float(psnr(out, hq_i)[0]), "ssim": float(ssim(out, hq_i)[0]),
-                                          "id_sim": float(embedding @ truth_embeddings[i]), "seconds": seconds})
-                    if n == 0 and i in grid_images and method.key in grid_keys:
-                        grid_images[i][method.key] = out
-                    bar.update(1)
-            for key, found in embeddings.items():  # retrieval: is the nearest ground truth the face's own?
-                nearest = (torch.stack(found) @ truth_embeddings.T).argmax(dim=1).tolist()
-                for i, (r, j) in enumerate(zip((r for r in protocol_rows if r["method"] == key), nearest)):
-                    r["top1"] = float(i == j)  # by index: two faces may share a file name
+            methods = (first if n == 0 else rest).methods
+            lq = make_lq(protocol, faces.hq, lq_size, restorer.seed)
+            if n == 0:
+                grid.lq = lq
+            protocol_rows = _run_methods(restorer, faces, protocol, methods, lq, bar, grid if n == 0 else None)
             rows += protocol_rows
-            per_protocol[protocol] = {
-                "description": PROTOCOLS[protocol].description,
-                "methods": {m.key: {"label": m.label, "setting": asdict(m),
-                                    **_aggregate([r for r in protocol_rows if r["method"] == m.key])}
-                            for m in methods},
-                "against_bicubic": _paired(protocol_rows, table1[2], table1[0]),
-                "against_whole_image": _paired(protocol_rows, table1[2], table1[1])}
+            per_protocol[protocol] = _summary(protocol, methods, protocol_rows, first.table1)
+    return rows, per_protocol
 
-    results = {
-        "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
-                                           protocols, denoise, samples, end_percent),
-        "settings": {"model": str(model_path), "data": str(data_dir), "holdout": str(holdout) if holdout else None,
-                     "out_dir": str(out_dir), "scale": scale, "hq_size": hq_size, "lq_size": lq_size,
-                     "protocols": list(protocols), "denoise": denoise, "denoise_sweep": list(denoise_sweep),
-                     "samples": samples, "end_percent": end_percent,
-                     "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
-                     "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
-                     "max_batch": max_batch, "device": str(device)},
-        "model": {"file": model_path.name, "config": config.to_dict()},
-        "faces": {"count": len(names), "names": names, "skipped_too_small_or_no_face": skipped,
-                  "grid": [names[i] for i in grid_index]},
-        "machine": _machine(device),
-        "protocols": per_protocol,
-        "tables": {"table1": table1, "table2": table2, "table3": table3, "sweep": sweep},
-        "statistic": "mean and sample standard deviation over faces; top1 is a fraction of faces",
-    }
+
+def _run_methods(restorer: _Restorer, faces: _Faces, protocol: str, methods: list[Method], lq: torch.Tensor,
+                 bar, grid: _Grid | None) -> list[dict]:
+    """Every method on every face, scored against the ground truth (PSNR, SSIM, ID Sim) and by
+    retrieval: one row per face and method."""
+    from ..faces.identity import face_embedding
+
+    embeddings = {m.key: [] for m in methods}
+    rows = []
+    for i, name in enumerate(faces.names):
+        bar.set_description(f"{protocol} {name}")
+        hq_i = faces.hq[i:i + 1]
+        for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
+            out, seconds = restorer(method, lq[i:i + 1], i)
+            embedding = face_embedding(out, faces.landmarks[i:i + 1])[0]
+            embeddings[method.key].append(embedding)
+            rows.append({"protocol": protocol, "face": name, "method": method.key,
+                         "psnr": float(psnr(out, hq_i)[0]), "ssim": float(ssim(out, hq_i)[0]),
+                         "id_sim": float(embedding @ faces.embeddings[i]), "seconds": seconds})
+            if grid is not None:
+                grid.keep(i, method.key, out)
+            bar.update(1)
+    _retrieval(rows, embeddings, faces.embeddings)
+    return rows
+
+
+def _retrieval(rows: list[dict], embeddings: dict[str, list[torch.Tensor]], truth: torch.Tensor) -> None:
+    """Each row's top1: whether the nearest ground truth of its result is its own face."""
+    for key, found in embeddings.items():
+        nearest = (torch.stack(found) @ truth.T).argmax(dim=1).tolist()
+        for i, (r, j) in enumerate(zip((r for r in rows if r["method"] == key), nearest)):
+            r["top1"] = float(i == j)  # by index: two faces may share a file name
+
+
+def _summary(protocol: str, methods: list[Method], rows: list[dict], table1: list[str]) -> dict:
+    """One protocol in results.json: each method's means and spreads, and LPIP-Diff (mean)'s
+    face-by-face margins over bicubic and whole-image diffusion."""
+    return {"description": PROTOCOLS[protocol].description,
+            "methods": {m.key: {"label": m.label, "setting": asdict(m),
+                                **_aggregate([r for r in rows if r["method"] == m.key])} for m in methods},
+            "against_bicubic": _paired(rows, table1[2], table1[0]),
+            "against_whole_image": _paired(rows, table1[2], table1[1])}
+
+
+def _write_reports(out_dir: Path, results: dict, rows: list[dict], grid: _Grid, hq: torch.Tensor) -> None:
+    """per_face.csv, the markdown tables, the denoise sweep's table and plot, and grid.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(out_dir / "per_face.csv", rows)
     caption = _caption(results)
@@ -285,20 +397,11 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     _write_text(out_dir / "table2.md", _table2(results, caption))
     _write_text(out_dir / "table3.md", _table3(results, caption))
     _write_text(out_dir / "protocols.md", _protocols_table(results, caption))
-    if sweep:
+    if results["tables"]["sweep"]:
         _write_text(out_dir / "denoise.md", _denoise_table(results, caption))
         _plot_denoise(out_dir / "denoise.png", results)
-    if grid_index:
-        lq = lq_by_protocol[protocols[0]]
-        _write_grid(out_dir / "grid.png", [lq[i:i + 1] for i in grid_index],
-                    [[grid_images[i][k] for k in grid_keys] for i in grid_index], [hq[i:i + 1] for i in grid_index])
-    results["wall_seconds"] = round(time.perf_counter() - started, 1)
-    _write_text(out_dir / "results.json", json.dumps(results, indent=1) + "\n")
-    return results
-
-
-def _to_8bit(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round() / 255
+    if grid.index:
+        grid.write(out_dir / "grid.png", hq)
 
 
 def _grid_indices(n: int, k: int) -> list[int]:
@@ -599,4 +702,4 @@ def _write_grid(path: Path, lqs: list[torch.Tensor], results: list[list[torch.Te
         canvas.save(tmp, format="PNG")
 
 
-__all__ = ["evaluate", "plan_methods", "Method", "TABLE2_FACTORS"]
+__all__ = ["evaluate", "plan_methods", "Method", "MethodPlan", "TABLE2_FACTORS"]

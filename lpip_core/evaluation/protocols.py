@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from ..files import compressed, from_pil, to_pil
-from ..training.degrade import DegradeParams, degrade, random_params
+from ..data.degrade import DegradeParams, degrade, random_params
+from ..files import compressed, from_pil, quantize_8bit, to_pil
 
 LQ_BLUR = 0.5  # the lq-noise-jpeg protocols' fixed blur, sigma in LQ pixels
 
@@ -67,7 +67,7 @@ def make_lq(name: str, hq: torch.Tensor, lq_size: int, seed: int = 0) -> torch.T
         params = DegradeParams(blur_sigma=protocol.blur * r, downscale=r, resample="bicubic-aa",
                                noise_sigma=protocol.noise_sigma, jpeg_quality=protocol.jpeg_quality)
         lq, _ = degrade(hq, params, seed=seed, lq_size=(lq_size, lq_size))
-    return (lq.clamp(0, 1) * 255).round() / 255
+    return quantize_8bit(lq)
 
 
 def _lanczos_webp(face: torch.Tensor, lq_size: int, quality: int) -> torch.Tensor:

@@ -1,2 +1,2 @@
-"""Making and learning from data: the degradations that turn HQ faces into LQ faces (`degrade`),
-the training set and its patch stream (`data`), Algorithm 1 (`train`)."""
+"""Learning from data: the patch stream of Algorithm 1 (`pairs`, with `augment`), Algorithm 1 itself
+(`train`) and weight averaging of fine-tunes (`average`)."""

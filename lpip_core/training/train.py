@@ -24,7 +24,9 @@ from safetensors.torch import load_file
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checks import check_float, check_int
+from ..checks import check_choice, check_float, check_int
+from ..data.folders import load_faces
+from ..data.split import read_split
 from ..files import atomic_output
 from ..method.checkpoint import load_model, save_model, write_safetensors
 from ..method.model import LPIPModel, ModelConfig
@@ -32,7 +34,7 @@ from ..method.schedule import NoiseSchedule, ScheduleConfig
 from ..method.unet import PRESETS
 from ..outputs import Output, exclusive, plan_outputs
 from .augment import Augmentation
-from .data import DEGRADATIONS, PatchPairs, collate_pairs, load_faces, read_split
+from .pairs import DEGRADATIONS, PatchPairs, collate_pairs
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -73,15 +75,14 @@ class TrainConfig:
     log_every: int = 25
     resume: bool = False
     init: str | None = None  # start from this checkpoint's weights (same architecture), not at random
-    degradation: str = "mix"  # the training mixture, or one of its variants (data.DEGRADATIONS)
+    degradation: str = "mix"  # the training mixture, or one of its variants (pairs.DEGRADATIONS)
     augment: bool = True  # geometric and colour jitter (augment.Augmentation); False: flips only
     overwrite: bool = False  # start over an earlier run's model, log and state
     log_dir: str | None = None  # default: <out without suffix>-train/
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        check_choice("preset", self.preset, sorted(PRESETS))
         if self.steps is None and self.minutes is None:
             raise ValueError("give a budget: steps or minutes")
         if Path(self.out).suffix != ".safetensors":
@@ -113,10 +114,8 @@ class TrainConfig:
             check_int("min_face_size", self.min_face_size, 0)
         if self.max_outside is not None:
             check_float("max_outside", self.max_outside, 0, 1)
-        if self.degradation not in DEGRADATIONS:
-            raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_choice("degradation", self.degradation, DEGRADATIONS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.init is not None and not Path(self.init).is_file():
             raise ValueError(f"init checkpoint not found: {self.init}")
 
@@ -371,99 +370,132 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
 
 def _train(cfg: TrainConfig, device: torch.device, ddp: Distributed, progress: bool) -> Path:
+    """A run in named steps: its faces, its model (fresh, from --init or resumed), its patch stream, the
+    loop, the outputs. torch's global RNG, seeded first, initialises the model; each step's samples and
+    noise are pure functions of (seed, step, rank), so a resumed run draws what an uninterrupted one would."""
     torch.manual_seed(cfg.seed)
-
     resuming = check_run_start(cfg)
     exclude = set().union(*(read_split(path) for path in cfg.holdouts))
     faces, names = load_faces(cfg.folders, cfg.hq_size, exclude=exclude, min_face_size=cfg.min_face_size,
                               max_outside=cfg.max_outside, align=cfg.align,
                               store_size=2 * cfg.hq_size if cfg.augment else cfg.hq_size, masks=True)
+    run = _setup(cfg, device, ddp, resuming)
+    loader = _loader(cfg, faces, run.step, ddp)
+    if ddp.main:
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        if not resuming:  # --overwrite: an earlier run's state must not be resumed into this one
+            _state_path(cfg).unlink(missing_ok=True)
+        _start_log(cfg.run_dir / "loss.csv", run.step)
+    elapsed = _loop(cfg, run, loader, device, ddp, names, progress)
+    if ddp.main:
+        _write_outputs(cfg, run.model, run.ema, run.optimizer, run.step, elapsed, run.model_config, names, device)
+    ddp.close()
+    return Path(cfg.out)
+
+
+@dataclass
+class _Run:
+    """What the loop trains: the model, its EMA (what is shipped), the optimizer, and the step reached."""
+
+    model_config: ModelConfig
+    schedule: NoiseSchedule
+    model: LPIPModel
+    net: torch.nn.Module  # the model, or its DDP wrapper under torchrun
+    ema: LPIPModel
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    elapsed_before: float = 0.0  # seconds spent by the earlier runs this one resumes
+
+
+def _setup(cfg: TrainConfig, device: torch.device, ddp: Distributed, resuming: bool) -> _Run:
+    """The model (at random, or from cfg.init), its EMA and AdamW, resumed from the run's state if resuming."""
     model_config = ModelConfig(unet=PRESETS[cfg.preset], scale=cfg.scale, hq_size=cfg.hq_size, patch=cfg.patch,
                                stride=max(1, cfg.patch // 2), schedule=ScheduleConfig())
     schedule = NoiseSchedule(model_config.schedule)
-
     model = LPIPModel(model_config).to(device)
     if cfg.init:
         _load_init(model, cfg.init, model_config)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
-    run_dir = cfg.run_dir
     if resuming:
         step, elapsed_before = load_state(_state_path(cfg), model, ema, optimizer, model_config)
     net = DistributedDataParallel(model) if ddp.enabled else model
+    return _Run(model_config, schedule, model, net, ema, optimizer, step, elapsed_before)
 
+
+def _loader(cfg: TrainConfig, faces: torch.Tensor, first_step: int, ddp: Distributed) -> torch.utils.data.DataLoader:
+    """The patch stream from first_step on: step s of rank r takes samples (s * world + r) * faces_per_step
+    onwards, so each rank draws its own part of one seeded stream and a resumed run continues it."""
     pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, hq_size=cfg.hq_size,
                        patches_per_face=cfg.patches_per_face, seed=cfg.seed, degradation=cfg.degradation,
                        augmentation=Augmentation() if cfg.augment else None, anywhere=cfg.anywhere)
     per_rank = cfg.faces_per_step
 
     def batch_indices():
-        s = step
+        s = first_step
         while True:
             first = (s * ddp.world + ddp.rank) * per_rank
             yield list(range(first, first + per_rank))
             s += 1
 
-    loader = torch.utils.data.DataLoader(pairs, batch_sampler=batch_indices(), collate_fn=collate_pairs,
-                                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg.precision, device))
+    return torch.utils.data.DataLoader(pairs, batch_sampler=batch_indices(), collate_fn=collate_pairs,
+                                       num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
 
-    log_path = run_dir / "loss.csv"
-    if ddp.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resuming:  # --overwrite: an earlier run's state must not be resumed into this one
-            _state_path(cfg).unlink(missing_ok=True)
-        _start_log(log_path, step)
+
+def _loop(cfg: TrainConfig, run: _Run, loader, device: torch.device, ddp: Distributed, names: list[str],
+          progress: bool) -> float:
+    """Train until the budget (steps or minutes) is spent: per step the learning rate, train_step and
+    the EMA; every log_every steps a loss.csv row, every checkpoint_minutes the outputs. Returns the
+    seconds spent, the earlier runs' included."""
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg.precision, device))
     bar = None
     if progress and ddp.main:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
-    start = time.monotonic() - elapsed_before
+        bar = tqdm(total=cfg.steps, initial=run.step, unit="step", dynamic_ncols=True)
+    start = time.monotonic() - run.elapsed_before
     last_checkpoint = time.monotonic()
     running, seen = 0.0, 0
-
-    def progress_fraction() -> float:
-        parts = []
-        if cfg.steps:
-            parts.append(step / cfg.steps)
-        if cfg.minutes:
-            parts.append((time.monotonic() - start) / (cfg.minutes * 60))
-        return max(parts)
-
     batches = iter(loader)
-    while not ddp.agree(progress_fraction() >= 1.0):
+    while not ddp.agree(_budget_spent(cfg, run.step, start) >= 1.0):
         hq, lq_up = (t.to(device, non_blocking=True) for t in next(batches))
-        lr = learning_rate(cfg, step, progress_fraction())
-        for group in optimizer.param_groups:
+        lr = learning_rate(cfg, run.step, _budget_spent(cfg, run.step, start))
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
-        loss = train_step(net, optimizer, hq, lq_up, schedule, noise_generator(cfg, ddp.rank, step, device),
-                          autocast, cfg.grad_clip)
-        step += 1
-        update_ema(ema, model, ema_decay(cfg, step))
+        loss = train_step(run.net, run.optimizer, hq, lq_up, run.schedule,
+                          noise_generator(cfg, ddp.rank, run.step, device), autocast, cfg.grad_clip)
+        run.step += 1
+        update_ema(run.ema, run.model, ema_decay(cfg, run.step))
         running += loss
         seen += 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-        if step % cfg.log_every == 0:
+        if run.step % cfg.log_every == 0:
             mean_loss = ddp.mean(running / seen)
             running, seen = 0.0, 0
             if ddp.main:
-                with open(log_path, "a") as f:
-                    f.write(f"{step},{time.monotonic() - start:.1f},{mean_loss:.6f},{lr:.6g}\n")
+                with open(cfg.run_dir / "loss.csv", "a") as f:
+                    f.write(f"{run.step},{time.monotonic() - start:.1f},{mean_loss:.6f},{lr:.6g}\n")
         if ddp.agree(time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60):
             last_checkpoint = time.monotonic()
             if ddp.main:
-                _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
+                _write_outputs(cfg, run.model, run.ema, run.optimizer, run.step, time.monotonic() - start,
+                               run.model_config, names, device)
     if bar is not None:
         bar.close()
-    out = Path(cfg.out)
-    if ddp.main:
-        _write_outputs(cfg, model, ema, optimizer, step, time.monotonic() - start, model_config, names, device)
-    ddp.close()
-    return out
+    return time.monotonic() - start
+
+
+def _budget_spent(cfg: TrainConfig, step: int, start: float) -> float:
+    """The share of the budget spent (1 or more: stop): of the steps, of the minutes, whichever is further."""
+    parts = []
+    if cfg.steps:
+        parts.append(step / cfg.steps)
+    if cfg.minutes:
+        parts.append((time.monotonic() - start) / (cfg.minutes * 60))
+    return max(parts)
 
 
 def train_step(net, optimizer, hq, lq_up, schedule: NoiseSchedule, generator: torch.Generator, autocast,

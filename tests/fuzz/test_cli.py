@@ -250,14 +250,14 @@ def test_numbers_beyond_a_float_are_one_short_line_naming_the_option(model_path,
 
 def test_numbers_beyond_a_float_are_value_errors_in_the_api():
     from lpip_core.checks import check_float, finite
-    from lpip_core.training.degrade import DegradeParams
+    from lpip_core.data.degrade import DegradeParams
     from lpip_core.training.train import TrainConfig
 
     big = 10 ** 400
     assert not finite(big) and not finite(-big) and finite(2 ** 1000) and not finite(float("nan"))
     with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\], got 1000"):
         check_float("eta", big, 0, 1)
-    with pytest.raises(ValueError, match=r"jpeg_quality must be in 1..100"):
+    with pytest.raises(ValueError, match=r"jpeg_quality must be an integer in 1..100"):
         DegradeParams(jpeg_quality=big)
     with pytest.raises(ValueError, match=r"grad_clip must be a number in \(0, inf\), got 1000"):
         TrainConfig(data="d", out="m.safetensors", steps=1, grad_clip=big)
@@ -382,11 +382,11 @@ def test_a_device_that_cannot_compute_is_refused_before_any_work(model_path, fac
 
 def test_numpy_scalars_are_numbers_and_shown_as_numbers(model):
     from lpip_core.checks import check_float, check_int, shown
-    from lpip_core.training.degrade import DegradeParams
+    from lpip_core.data.degrade import DegradeParams
 
     assert check_float("eta", np.float32(0.5), 0, 1) == 0.5 and check_int("steps", np.int64(3), 1, 9) == 3
     assert shown(np.float32(2.5)) == "2.5" and shown(np.int64(7)) == "7"
-    with pytest.raises(ValueError, match=r"downscale must be in 0.01..64.0, got 100.0$"):
+    with pytest.raises(ValueError, match=r"downscale must be a number in \[0.01, 64\], got 100.0$"):
         DegradeParams(downscale=np.float64(100))
     out = lpip_core.restore(model, torch.rand(1, 3, 16, 16), steps=np.int64(1), eta=np.float32(0), seed=np.uint64(1))
     assert out.shape == (1, 3, 64, 64)

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from safetensors.torch import save_file
 
-from lpip_core.training.data import load_faces
+from lpip_core.data.folders import load_faces
 from lpip_core.training.train import TrainConfig, train
 
 from .test_cli import one_line, run, tree

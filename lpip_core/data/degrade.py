@@ -16,7 +16,6 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -24,7 +23,7 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from ..checks import check_seed, finite, seed_for, shown
+from ..checks import MAX_SIDE, check_choice, check_float, check_int, check_int_list, check_seed, seed_for, shown
 from ..files import compressed
 from ..resize import resize
 
@@ -34,7 +33,6 @@ RESAMPLE_KERNELS = ("area", "bilinear", "bilinear-aa", "bicubic", "bicubic-aa") 
 REFERENCE_SIZE = 512
 BLUR_SIGMA_RANGE = (0.1, 10.0)  # px at 512
 DOWNSCALE_RANGE = (0.8, 8.0)
-MIN_DOWNSCALE = 0.01  # DegradeParams' range: at most a 100x enlargement
 NOISE_RANGE = (0.0, 20.0)  # of 255
 JPEG_RANGE = (60, 100)
 
@@ -45,6 +43,13 @@ LQ_GREY_NOISE_PROB = 0.3  # luminance-only noise, as a camera's after its own pr
 LQ_JPEG_RANGE, LQ_JPEG_PROB = (35, 95), 0.8  # quality, at the LQ size
 
 VARIANTS = {"lq-scale": 0.5, "clean": 0.25, "gfpgan512": 0.25}  # the training mixture
+
+# DegradeParams' ranges, the one statement of them: the CLI's `degrade` and the Degrade Face node show these.
+BLUR_LIMITS = (0, 50)  # sigma, px of the HQ image
+MIN_DOWNSCALE, MAX_DOWNSCALE = 0.01, 64  # below 1 enlarges, at most 100x (and to at most MAX_SIDE px a side)
+DOWNSCALE_LIMITS = (MIN_DOWNSCALE, MAX_DOWNSCALE)
+NOISE_LIMITS = (0, 255)  # sigma, of 255
+JPEG_LIMITS = (1, 100)  # quality
 
 
 @dataclass(frozen=True)
@@ -61,19 +66,15 @@ class DegradeParams:
     grey_noise: bool = False  # the same noise on every channel
 
     def __post_init__(self):
-        def check(name, value, low, high):
-            if not (isinstance(value, numbers.Real) and finite(value) and low <= value <= high):
-                raise ValueError(f"{name} must be in {low}..{high}, got {shown(value)}")
-
-        check("blur_sigma", self.blur_sigma, 0.0, 50.0)
+        check_float("blur_sigma", self.blur_sigma, *BLUR_LIMITS)
         if self.blur_sigma_y is not None:
-            check("blur_sigma_y", self.blur_sigma_y, 0.0, 50.0)
-        check("downscale", self.downscale, MIN_DOWNSCALE, 64.0)
-        check("noise_sigma", self.noise_sigma, 0.0, 255.0)
+            check_float("blur_sigma_y", self.blur_sigma_y, *BLUR_LIMITS)
+        check_float("downscale", self.downscale, *DOWNSCALE_LIMITS)
+        check_float("noise_sigma", self.noise_sigma, *NOISE_LIMITS)
         if self.jpeg_quality is not None:
-            check("jpeg_quality", self.jpeg_quality, 1, 100)
-        if self.resample not in RESAMPLE_KERNELS:
-            raise ValueError(f"resample must be one of {RESAMPLE_KERNELS}, got {self.resample!r}")
+            check_int("jpeg_quality", self.jpeg_quality, *JPEG_LIMITS)
+        check_float("blur_angle", self.blur_angle, -math.inf, math.inf)
+        check_choice("resample", self.resample, RESAMPLE_KERNELS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +96,7 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
     if variant == "clean":
         return DegradeParams(downscale=r, resample=rng.choice(RESAMPLE_KERNELS))
     if variant != "lq-scale":
-        raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+        check_choice("variant", variant, tuple(VARIANTS))
     blur = rng.random() < LQ_BLUR_PROB
     anisotropic = blur and rng.random() < 0.5
     noise = rng.random() < LQ_NOISE_PROB
@@ -199,6 +200,8 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
     hq = check_image(hq, "image")
     batch, size = hq.shape[0], tuple(hq.shape[-2:])
     seed = check_seed(seed, batch)
+    if lq_size is not None:
+        check_int_list("lq_size", lq_size, 1, MAX_SIDE, min_len=2, max_len=2)
     if isinstance(params, DegradeParams):
         params = [params] * batch if batch else [params]
     elif params is None:
@@ -207,6 +210,10 @@ def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | 
         params = [random_params(random.Random(seed_for(seed, b)), size[-1], lq_size[-1]) for b in range(batch)]
     elif len(params) != batch:
         raise ValueError(f"params must be one DegradeParams or {batch} (one per image), got {len(params)}")
+    enlarged = [p.downscale for p in params if max(_shrunk(size, p.downscale)) > MAX_SIDE]
+    if enlarged:
+        raise ValueError(f"downscale {shown(enlarged[0])} would make the {size[1]}x{size[0]} px image larger than "
+                         f"{MAX_SIDE} px a side")
     if lq_size is None:
         sizes = {_shrunk(size, p.downscale) for p in params}
         if len(sizes) > 1:

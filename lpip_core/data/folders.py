@@ -1,19 +1,15 @@
-"""Training data: folders of face images, and the stream of (HQ, upsampled-LQ) patch pairs of
-Algorithm 1, degraded on the fly.
+"""Folders of face images: listing them, reading them (a corrupt file is skipped with a warning,
+not fatal), and loading the faces of a folder at a size, as training and evaluation both do.
 
 A folder may carry a MANIFEST.csv (per crop: `crop_side_in_source_px`, `outside_fraction`) and a
 sibling `inside512/` folder of masks (white: the crop pixel lies inside the source photo; black: it
-was filled by reflection). Faces are stored with their mask as a fourth channel, and patches are
-cut where the mask is white, so the model never learns the mirrored copies at tight crops' edges.
-
-Sample k of the stream is a pure function of (seed, k): the same run gives the same pairs whatever
-the number of loader workers or processes, and a resumed run continues the same stream. Faces are
-stored larger than the training size (`store_size`) so that augmentation's warp loses nothing.
+was filled by reflection). With masks=True faces are loaded with their mask as a fourth channel,
+so that training cuts its patches where the mask is white and never learns the mirrored copies at
+tight crops' edges. Faces are known by their path relative to their folder.
 """
 from __future__ import annotations
 
 import csv
-import random
 import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -21,12 +17,8 @@ from typing import Iterable, Iterator
 import torch
 
 from ..checks import check_float, shown
-from ..files import IMAGE_SUFFIXES, read_image, regular_file
+from ..files import IMAGE_SUFFIXES, read_image
 from ..resize import resize
-from .augment import NO_AUGMENTATION, Augmentation, augment_face
-from .degrade import VARIANTS, degrade_one, random_params
-
-DEGRADATIONS = ("mix", *VARIANTS)  # the whole training mixture, or one of its variants
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -35,18 +27,6 @@ def list_images(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise ValueError(f"data folder not found: {root}")
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
-def read_split(path: str | Path) -> set[str]:
-    """File names listed one per line ('#' starts a comment); a file that is not UTF-8 text is a
-    ValueError that names it."""
-    path = regular_file(path, "holdout file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"holdout file {path} is not a text file of names (byte {e.start} is not UTF-8)") from None
-    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return {line for line in lines if line}
 
 
 MASK_FOLDER = "inside512"
@@ -169,67 +149,3 @@ def readable_images(paths: list[Path]) -> Iterator[tuple[Path, torch.Tensor]]:
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}"
                       + (" ..." if len(skipped) > 3 else ""), stacklevel=2)
-
-
-class PatchPairs(torch.utils.data.Dataset):
-    """Item k: a face (seeded shuffle per epoch), augmented (or only flipped), resized to hq_size,
-    degraded with a draw from the training mixture (or one of its variants), and cut into `patches_per_face`
-    joint random crops, inside the photo where the face has a mask (unless anywhere=True). Returns
-    (hq, lq_up), each [P, 3, m, m] in [-1, 1]."""
-
-    def __init__(self, faces: torch.Tensor, *, scale: int, patch: int, hq_size: int | None = None,
-                 patches_per_face: int = 4, seed: int = 0, augmentation: Augmentation | None = None,
-                 degradation: str = "mix", anywhere: bool = False):
-        size = hq_size or faces.shape[-1]
-        if not 1 <= patch <= size:
-            raise ValueError(f"patch must be in 1..{size} (the face size), got {patch}")
-        if size % scale:
-            raise ValueError(f"hq size {size} must be divisible by scale {scale}")
-        if faces.shape[-1] < size:
-            raise ValueError(f"faces are stored at {faces.shape[-1]} px, smaller than hq_size {size}")
-        if degradation not in DEGRADATIONS:
-            raise ValueError(f"degradation must be one of {DEGRADATIONS}, got {degradation!r}")
-        self.faces, self.scale, self.patch, self.size = faces, scale, patch, size
-        self.patches_per_face, self.seed, self.anywhere = patches_per_face, seed, anywhere
-        self.augmentation = augmentation or Augmentation(**{**NO_AUGMENTATION.to_dict(), "flip": 0.5})
-        self.variant = None if degradation == "mix" else degradation
-
-    def __len__(self) -> int:
-        return 2 ** 62  # an endless stream, indexed by sample number
-
-    def face_index(self, k: int) -> int:
-        epoch, j = divmod(k, len(self.faces))
-        order = torch.randperm(len(self.faces), generator=torch.Generator().manual_seed(self.seed + epoch))
-        return int(order[j])
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = random.Random(self.seed * 1_000_003 + k)
-        size, lq_side = self.size, self.size // self.scale
-        face = augment_face(self.faces[self.face_index(k)].float() / 255, rng, size, self.augmentation)
-        hq, inside = face[:3], face[3:]
-        params = random_params(rng, size, lq_side, variant=self.variant)
-        lq = degrade_one(hq, params, lq_size=(lq_side, lq_side),
-                         generator=torch.Generator().manual_seed(rng.getrandbits(62)))
-        lq_up = resize(lq[None], (size, size))[0]
-        m = self.patch
-        corners = self.corners(inside, rng)
-        hq_patches = torch.stack([hq[:, y:y + m, x:x + m] for y, x in corners])
-        lq_patches = torch.stack([lq_up[:, y:y + m, x:x + m] for y, x in corners])
-        return hq_patches * 2 - 1, lq_patches * 2 - 1
-
-    def corners(self, inside: torch.Tensor, rng: random.Random) -> list[tuple[int, int]]:
-        """Top-left corners (y, x) of the patches: uniform over the patches that lie inside the photo
-        (every pixel's mask >= 0.5), or over all patches when the face has no mask, anywhere=True, or
-        no patch fits inside."""
-        m, span = self.patch, self.size - self.patch + 1
-        if not self.anywhere and len(inside) and inside.min() < 0.5:
-            fits = torch.nn.functional.max_pool2d(1 - inside[None], m, stride=1)[0, 0] < 0.5
-            positions = fits.flatten().nonzero().flatten().tolist()
-            if positions:
-                return [divmod(positions[rng.randrange(len(positions))], span) for _ in range(self.patches_per_face)]
-        return [(rng.randrange(span), rng.randrange(span)) for _ in range(self.patches_per_face)]
-
-
-def collate_pairs(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    hq, lq = zip(*items)
-    return torch.cat(hq), torch.cat(lq)

@@ -1,5 +1,6 @@
-"""Held-out splits by person: faces that look like the same person (or the same photo) are grouped,
-and a group is held out or trained on whole, so no held-out person is ever seen in training.
+"""Held-out splits: the lists of faces that training never sees and evaluation judges on (`read_split`
+reads one), and how they are made, by person: faces that look like the same person (or the same photo)
+are grouped, and a group is held out or trained on whole, so no held-out person is ever seen in training.
 
 The descriptors and hashes come from the caller (dlib descriptors, `perceptual_hash`); the split is
 a pure, seeded function of them, so the same data always gives the same split.
@@ -8,11 +9,25 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 
+from ..files import regular_file
 from ..resize import resize
+
+
+def read_split(path: str | Path) -> set[str]:
+    """File names listed one per line ('#' starts a comment); a file that is not UTF-8 text is a
+    ValueError that names it."""
+    path = regular_file(path, "holdout file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"holdout file {path} is not a text file of names (byte {e.start} is not UTF-8)") from None
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return {line for line in lines if line}
 
 
 def perceptual_hash(image: torch.Tensor) -> torch.Tensor:
