@@ -430,11 +430,7 @@ def _evaluate_parser(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
-    parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _restore_parser(sub) -> None:
     r = sub.add_parser("restore", help="restore low-quality face images")
     r.add_argument("inputs", nargs="+", help="LQ face images (e.g. 16x16 for the x4 model), or photos with --photo")
     r.add_argument("-o", "--out", required=True, help="output folder (written atomically, one PNG per input)")
@@ -483,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_restore)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
+    parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _restore_parser(sub)
 
     d = sub.add_parser("degrade", help="make LQ faces: a draw from the training mixture, or manual if a knob is set")
     d.add_argument("inputs", nargs="+", help="HQ face images")
