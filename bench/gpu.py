@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from lpip_core import load_model as load_shipped, restore  # noqa: E402
 from lpip_core.evaluation.metrics import psnr  # noqa: E402
 from lpip_core.files import read_image  # noqa: E402
-from lpip_core.method import restoration, runtime  # noqa: E402
+from lpip_core.method import memory as core_memory  # noqa: E402
+from lpip_core.method import runtime  # noqa: E402
 from lpip_core.method.runtime import compile_problem, compile_unet  # noqa: E402
 
 MODELS = {"x4": ROOT / "models" / "lpip_x4_64.safetensors", "x8": ROOT / "models" / "lpip_x8_128.safetensors"}
@@ -124,7 +125,8 @@ def mb(n: int | None) -> str:
 
 # ---------------------------------------------------------------------------------------------- GPU
 
-def gpu(args) -> dict:
+def gpu_bench(args) -> dict:
+    """The GPU half: speed, the patch chunk, fused vs whole vs loop, and out of memory for real."""
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its kernels
     report = {"speed": [], "chunk": [], "methods": [], "precision": [], "oom": None,
@@ -157,9 +159,10 @@ def gpu(args) -> dict:
     if "x8" in args.models and "bf16" in args.dtypes and 64 in args.faces:
         model = load_model(MODELS["x8"], device=device, dtype=torch.bfloat16)
         lq = bundled_faces(64).to(device)
-        fns = {c: (lambda c=c, m=model: restore(m, lq, steps=args.steps, seed=0, max_batch=c)) for c in (64, 512, 4096)}
+        fns = {c: (lambda c=c, m=model: restore(m, lq, steps=args.steps, seed=0, max_patch_batch=c))
+               for c in (64, 512, 4096)}
         for chunk, r in side_by_side(fns, args.rounds, device).items():
-            report["chunk"].append({"max_batch": chunk, "ms_per_face": 1000 * r["seconds"] / 64,
+            report["chunk"].append({"max_patch_batch": chunk, "ms_per_face": 1000 * r["seconds"] / 64,
                                     "peak_mb": None if r["peak_bytes"] is None else r["peak_bytes"] / 2 ** 20})
         torch.cuda.empty_cache()
 
@@ -194,11 +197,12 @@ def oom_check(device: torch.device, steps: int) -> dict:
     memory = load_file(ROOT / "nodes" / "memory.py")
     model = load_model(MODELS["x8"], device=device)
     lq = bundled_faces(12).to(device)
-    reference = restore(model, lq, steps=steps, seed=0, max_batch=64)
+    reference = restore(model, lq, steps=steps, seed=0, max_patch_batch=64)
     peaks = {}
     for chunk in (64, 512):
         torch.cuda.empty_cache()
-        _, _, peaks[chunk] = timed(lambda c=chunk: restore(model, lq, steps=steps, seed=0, max_batch=c), device)
+        _, _, peaks[chunk] = timed(lambda c=chunk: restore(model, lq, steps=steps, seed=0, max_patch_batch=c),
+                                 device)
     per_patch = max(1, (peaks[512] - peaks[64]) // 448)
     fixed = max(0, peaks[64] - 64 * per_patch)
     total = torch.cuda.get_device_properties(device).total_memory
@@ -206,18 +210,18 @@ def oom_check(device: torch.device, steps: int) -> dict:
     allowed = torch.cuda.memory_allocated(device) + fixed + 100 * per_patch + 64 * 2 ** 20
     fraction = min(1.0, allowed / total)
     tried, errors = [], []
-    free_memory = restoration.available_memory
+    free_memory = core_memory.available_memory
     torch.cuda.set_per_process_memory_fraction(fraction, device)
     try:
         def run(chunk):
             tried.append(chunk)
             try:
-                return restore(model, lq, steps=steps, seed=0, max_batch=chunk)
+                return restore(model, lq, steps=steps, seed=0, max_patch_batch=chunk)
             except torch.cuda.OutOfMemoryError as e:
                 errors.append(str(e).splitlines()[0][:200])
                 raise
 
-        restoration.available_memory = lambda device: None  # the guard off: only the halving protects
+        core_memory.available_memory = lambda device: None  # the guard off: only the halving protects
         try:
             out, worked = memory.run_halving_batch(run, 588, oom_type=torch.cuda.OutOfMemoryError,
                                                    empty_cache=torch.cuda.empty_cache)
@@ -226,13 +230,12 @@ def oom_check(device: torch.device, steps: int) -> dict:
         except torch.cuda.OutOfMemoryError as e:
             halving = {"tried": tried, "failed": str(e)[:300]}
         finally:
-            restoration.available_memory = free_memory
+            core_memory.available_memory = free_memory
         torch.cuda.empty_cache()
         try:
-            plan = restoration.plan_sampling(model, (16, 16), max_batch=588, images=12)
-            out = restore(model, lq, steps=steps, seed=0, max_batch=588)
-            guarded = {"planned_chunk": plan.max_batch, "images_per_pass": plan.images_per_pass, "oom": False,
-                       "max_abs_diff_vs_reference": float((out - reference).abs().max())}
+            out, planned = restore(model, lq, steps=steps, seed=0, max_patch_batch=588, return_plan=True)
+            guarded = {"planned_chunk": planned.max_patch_batch, "images_per_pass": planned.images_per_pass,
+                       "oom": False, "max_abs_diff_vs_reference": float((out - reference).abs().max())}
         except (torch.cuda.OutOfMemoryError, ValueError) as e:  # a real OOM, or the guard's refusal
             guarded = {"oom": isinstance(e, torch.cuda.OutOfMemoryError),
                        "error": str(e)[:300]}
@@ -253,7 +256,8 @@ def print_gpu(report: dict, steps: int) -> None:
     if report["chunk"]:
         print("\n| x8 bf16, 64 faces: patches per UNet call | ms / face | peak MB |\n|---|---|---|")
         for r in report["chunk"]:
-            print(f"| {r['max_batch']} | {r['ms_per_face']:.2f} | {mb(r['peak_mb'] and r['peak_mb'] * 2 ** 20)} |")
+            peak = mb(r["peak_mb"] and r["peak_mb"] * 2 ** 20)
+            print(f"| {r['max_patch_batch']} | {r['ms_per_face']:.2f} | {peak} |")
     print("\n| model | faces | fused ms/face | whole ms/face | loop ms/face | fused / (whole x area) | loop / fused |")
     print("|---|---|---|---|---|---|---|")
     for r in report["methods"]:
@@ -289,7 +293,9 @@ def photo_faces() -> torch.Tensor:
     return crops
 
 
-def cpu(args) -> dict:
+def cpu_bench(args) -> dict:
+    """The CPU half: the demo photo's faces one by one vs in one pass, per thread count, on the machine
+    as it is and kept busy; then bf16 weights and torch.compile where asked."""
     device = torch.device("cpu")
     faces = photo_faces()
     model = load_model(MODELS["x4"])
@@ -351,30 +357,39 @@ def cpu(args) -> dict:
                   f"{r['one_pass_ms_per_face']:.0f} ms/face, x{r['speed_up']:.2f}, max |diff| {r['max_abs_diff']:.1e}",
                   flush=True)
     top = max(t for t in args.threads if t)
-    bf16 = None
-    if args.cpu_bf16:  # precision on the CPU: bf16 weights, one pass, against fp32 (emulated here: slow)
-        reference = next(r for r in rows if r["load"] == "quiet" and r["threads"] == top)
-        low = load_model(MODELS["x4"], dtype=torch.bfloat16)
-        seconds, out, _ = timed(lambda: restore(low, faces, steps=args.steps, seed=0, threads=top), device)
-        fp32 = restore(model, faces, steps=args.steps, seed=0, threads=top)
-        bf16 = {"threads": top, "ms_per_face": 1000 * seconds / n,
-                "fp32_ms_per_face": reference["one_pass_ms_per_face"],
-                "psnr_min": min_psnr(out, fp32), "psnr_mean": float(psnr(out, fp32).mean())}
-        print(f"  bf16 one pass: {bf16['ms_per_face']:.0f} ms/face, PSNR vs fp32 >= {bf16['psnr_min']:.1f} dB",
-              flush=True)
-    compiled = None
-    if args.cpu_compile:  # torch.compile on the CPU: the first call compiles (minutes here), then timed
-        fp32 = restore(model, faces, steps=args.steps, seed=0, threads=top)
-        fast = compile_unet(load_model(MODELS["x4"]), device)
-        first, _, _ = timed(lambda: restore(fast, faces, steps=args.steps, seed=0, threads=top), device)
-        seconds, out, _ = timed(lambda: restore(fast, faces, steps=args.steps, seed=0, threads=top), device)
-        eager, _, _ = timed(lambda: restore(model, faces, steps=args.steps, seed=0, threads=top), device)
-        compiled = {"threads": top, "first_call_s": first, "ms_per_face": 1000 * seconds / n,
-                    "eager_ms_per_face": 1000 * eager / n, "max_abs_diff": float((out - fp32).abs().max()),
-                    "psnr_min": min_psnr(out, fp32)}
-        print(f"  compiled one pass: {compiled['ms_per_face']:.0f} ms/face (eager {compiled['eager_ms_per_face']:.0f})",
-              flush=True)
+    bf16 = cpu_bf16(model, faces, rows, top, args.steps) if args.cpu_bf16 else None
+    compiled = cpu_compiled(model, faces, top, args.steps) if args.cpu_compile else None
     return {"faces": n, "rows": rows, "auto_threads": auto, "busy_cpus": others, "bf16": bf16, "compiled": compiled}
+
+
+def cpu_bf16(model, faces: torch.Tensor, rows: list[dict], threads: int, steps: int) -> dict:
+    """Precision on the CPU: bf16 weights, one pass, against fp32 (emulated on most CPUs: slow)."""
+    n, device = faces.shape[0], torch.device("cpu")
+    reference = next(r for r in rows if r["load"] == "quiet" and r["threads"] == threads)
+    low = load_model(MODELS["x4"], dtype=torch.bfloat16)
+    seconds, out, _ = timed(lambda: restore(low, faces, steps=steps, seed=0, threads=threads), device)
+    fp32 = restore(model, faces, steps=steps, seed=0, threads=threads)
+    bf16 = {"threads": threads, "ms_per_face": 1000 * seconds / n,
+            "fp32_ms_per_face": reference["one_pass_ms_per_face"],
+            "psnr_min": min_psnr(out, fp32), "psnr_mean": float(psnr(out, fp32).mean())}
+    print(f"  bf16 one pass: {bf16['ms_per_face']:.0f} ms/face, PSNR vs fp32 >= {bf16['psnr_min']:.1f} dB", flush=True)
+    return bf16
+
+
+def cpu_compiled(model, faces: torch.Tensor, threads: int, steps: int) -> dict:
+    """torch.compile on the CPU: the first call compiles (minutes here), then timed against eager."""
+    n, device = faces.shape[0], torch.device("cpu")
+    fp32 = restore(model, faces, steps=steps, seed=0, threads=threads)
+    fast = compile_unet(load_model(MODELS["x4"]), device)
+    first, _, _ = timed(lambda: restore(fast, faces, steps=steps, seed=0, threads=threads), device)
+    seconds, out, _ = timed(lambda: restore(fast, faces, steps=steps, seed=0, threads=threads), device)
+    eager, _, _ = timed(lambda: restore(model, faces, steps=steps, seed=0, threads=threads), device)
+    compiled = {"threads": threads, "first_call_s": first, "ms_per_face": 1000 * seconds / n,
+                "eager_ms_per_face": 1000 * eager / n, "max_abs_diff": float((out - fp32).abs().max()),
+                "psnr_min": min_psnr(out, fp32)}
+    print(f"  compiled one pass: {compiled['ms_per_face']:.0f} ms/face (eager {compiled['eager_ms_per_face']:.0f})",
+          flush=True)
+    return compiled
 
 
 def print_cpu(report: dict, steps: int, busy: int) -> None:
@@ -434,7 +449,7 @@ def main() -> None:
                "cpu": platform.processor() or platform.machine()}
     if args.cpu:
         args.steps = args.steps or 10
-        report = {"machine": machine, "steps": args.steps, "cpu": cpu(args)}
+        report = {"machine": machine, "steps": args.steps, "cpu": cpu_bench(args)}
         print_cpu(report["cpu"], args.steps, args.busy)
     else:
         if args.device == "cuda" and not torch.cuda.is_available():
@@ -444,7 +459,7 @@ def main() -> None:
         args.steps = args.steps or 25
         machine["gpu"] = torch.cuda.get_device_name() if args.device == "cuda" else args.device
         print(f"{machine['gpu']}, torch {torch.__version__}, {args.steps} steps, median of {args.rounds} rounds")
-        report = {"machine": machine, "steps": args.steps, "gpu": gpu(args)}
+        report = {"machine": machine, "steps": args.steps, "gpu": gpu_bench(args)}
         print_gpu(report["gpu"], args.steps)
     path = args.json or (os.path.join(os.environ["OUT"], "bench_gpu.json") if os.environ.get("OUT") else None)
     if path:

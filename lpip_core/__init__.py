@@ -8,6 +8,7 @@ from .data.degrade import DegradeParams, degrade, random_params
 from .evaluation.metrics import psnr, ssim
 from .method.checkpoint import CheckpointError, load_model, read_config, save_model
 from .method.model import LPIPModel, ModelConfig
+from .method.plan import ALREADY_UPSCALED, LOW_RESOLUTION
 from .method.restoration import DEFAULT_STEPS, restore
 from .method.sampler import SamplingCancelled
 from .method.schedule import NoiseSchedule, ScheduleConfig
@@ -16,7 +17,7 @@ from .method.unet import PRESETS, ConditionalUNet, UNetConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "ConditionalUNet", "DEFAULT_STEPS", "DegradeParams", "LPIPModel", "ModelConfig",
-    "NoiseSchedule", "PRESETS", "SamplingCancelled", "ScheduleConfig", "UNetConfig", "degrade", "load_model",
-    "psnr", "random_params", "read_config", "restore", "save_model", "ssim",
+    "ALREADY_UPSCALED", "CheckpointError", "ConditionalUNet", "DEFAULT_STEPS", "DegradeParams", "LOW_RESOLUTION",
+    "LPIPModel", "ModelConfig", "NoiseSchedule", "PRESETS", "SamplingCancelled", "ScheduleConfig", "UNetConfig",
+    "degrade", "load_model", "psnr", "random_params", "read_config", "restore", "save_model", "ssim",
 ]

@@ -15,6 +15,7 @@ from . import __version__
 from .checks import MAX_SIDE, check_float, check_int, shown
 from .data.degrade import MAX_DOWNSCALE, MIN_DOWNSCALE, RESAMPLE_KERNELS
 from .method.patches import FUSIONS
+from .method.plan import ALREADY_UPSCALED, INPUT_KINDS, LOW_RESOLUTION
 from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT, SAMPLE_SEED_STRIDE
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
@@ -88,10 +89,10 @@ def _write(image, target: Path) -> Path:
         raise CliError(f"cannot write {target}: {e.strerror or e}") from None
 
 
-def _warn_if_not_a_face(path: Path, lq, config, upsampled: bool) -> None:
+def _warn_if_not_a_face(path: Path, lq, config, upscaled: bool) -> None:
     """A photo given where a face crop is expected runs for minutes: say so before it starts."""
     h, w = lq.shape[-2:]
-    if not upsampled and min(h, w) > 4 * config.lq_size:
+    if not upscaled and min(h, w) > 4 * config.lq_size:
         print(f"lpip-diff: warning: {path.name} is {w}x{h} px, but the model restores {config.lq_size} px faces "
               f"(x{config.scale}): the {w * config.scale}x{h * config.scale} px result will take long; crop the "
               "faces first (ComfyUI's Face Crop & Align)", file=sys.stderr)
@@ -103,7 +104,8 @@ def cmd_restore(args) -> None:
     from .checks import check_output_scale
     from .files import read_image
     from .method.checkpoint import load_model
-    from .method.restoration import restore, steps_run
+    from .method.restoration import restore
+    from .method.schedule import steps_until_end
     from .resize import resize
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
@@ -112,10 +114,11 @@ def cmd_restore(args) -> None:
     sized = _read_all(args.inputs)
     inputs = [p for p, _ in sized]
     plan = _plan_outputs(inputs, Path(args.out), [".png"], args.overwrite)
-    run = steps_run(args.steps, args.end_percent)  # checks --end-percent before loading
-    if args.photo and (args.upsampled or args.whole_image or args.scale is not None):
+    run = steps_until_end(args.steps, args.end_percent)  # checks --end-percent before loading
+    upscaled = args.input_is == ALREADY_UPSCALED
+    if args.photo and (upscaled or args.whole_image or args.scale is not None):
         raise CliError("--photo: faces are cut from each photo, restored and pasted back at the photo's size; "
-                       "leave out --scale, --upsampled and --whole-image")
+                       "leave out --scale, --input-is already_upscaled and --whole-image")
     if args.photo:
         from .faces.detect import UPSAMPLE_RANGE
         from .photo import check_upscaled_by, face_limit
@@ -138,22 +141,22 @@ def cmd_restore(args) -> None:
     check_int("samples", samples, 1, SAMPLE_SEED_STRIDE)  # before the progress bar counts with it
     total = len(inputs) * run * samples
     scale = check_output_scale(args.scale, model.config.scale)
-    if args.upsampled and scale != model.config.scale:
-        raise CliError("--scale: --upsampled inputs are restored at their own size, so --scale must be left out")
+    if upscaled and scale != model.config.scale:
+        raise CliError("--scale: already upscaled inputs (--input-is already_upscaled) are restored at their own "
+                       "size, so --scale must be left out")
     for path, size in sized:
-        _check_side("--scale", scale, path, size, 1 if args.upsampled else scale)
+        _check_side("--scale", scale, path, size, 1 if upscaled else scale)
     bar = tqdm(total=total, unit="step", disable=args.quiet, dynamic_ncols=True)
     if args.photo:
         return _restore_photos(args, model, samples, inputs, plan, bar)
     for path, (target,) in zip(inputs, plan):
         lq = read_image(path)
-        _warn_if_not_a_face(path, lq, model.config, args.upsampled)
+        _warn_if_not_a_face(path, lq, model.config, upscaled)
         bar.set_description(path.name)
         hq = restore(model, lq, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=samples,
-                     end_percent=args.end_percent,
-                     patch=args.patch, stride=args.stride, fusion=args.fusion, max_batch=args.max_batch, seed=args.seed,
-                     whole_image=args.whole_image, upsampled=args.upsampled,
-                     callback=lambda i, n, x0: bar.update(1))
+                     end_percent=args.end_percent, patch_size=args.patch_size, stride=args.stride, fusion=args.fusion,
+                     max_patch_batch=args.max_patch_batch, seed=args.seed, whole_image=args.whole_image,
+                     input_is=args.input_is, callback=lambda info: bar.update(1))
         if scale != model.config.scale:  # the rest of --scale by bicubic
             hq = resize(hq, (lq.shape[-2] * scale, lq.shape[-1] * scale))
         bar.write(str(_write(hq, target)))
@@ -174,8 +177,9 @@ def _restore_photos(args, model, samples, inputs, plan, bar) -> None:
 
         def restore_crops(crops):
             return restore(model, crops, steps=args.steps, eta=args.eta, denoise=args.denoise, samples=samples,
-                           end_percent=args.end_percent, patch=args.patch, stride=args.stride, fusion=args.fusion,
-                           max_batch=args.max_batch, seed=args.seed, callback=lambda i, n, x0: bar.update(1))
+                           end_percent=args.end_percent, patch_size=args.patch_size, stride=args.stride,
+                           fusion=args.fusion, max_patch_batch=args.max_patch_batch, seed=args.seed,
+                           callback=lambda info: bar.update(1))
 
         result = restore_photo(photo, restore_crops, crop_size=config.lq_size, lq_size=config.lq_size,
                                max_face_px=args.max_face_px, upscaled_by=args.upscale, upsample=args.upsample,
@@ -426,11 +430,7 @@ def _evaluate_parser(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
-    parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _restore_parser(sub) -> None:
     r = sub.add_parser("restore", help="restore low-quality face images")
     r.add_argument("inputs", nargs="+", help="LQ face images (e.g. 16x16 for the x4 model), or photos with --photo")
     r.add_argument("-o", "--out", required=True, help="output folder (written atomically, one PNG per input)")
@@ -446,15 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this share of the steps and return that step's estimate of the clean face "
                         f"(default {RECOMMENDED_END_PERCENT:g}: the most faithful, measured; 1: every step, the "
                         "paper, sharper and more invented)")
-    r.add_argument("--patch", type=int, help="patch size (default: the model's training patch)")
+    r.add_argument("--patch-size", type=int, help="patch size (default: the model's training patch)")
+    r.add_argument("--patch", dest="patch_size", type=int, help=argparse.SUPPRESS)  # the old name
     r.add_argument("--stride", type=int, help="patch stride (default: half the patch)")
     r.add_argument("--fusion", choices=FUSIONS, default="mean", help="how overlapping estimates combine")
     r.add_argument("--whole-image", action="store_true", help="the SR3 baseline: one patch = the whole image")
-    r.add_argument("--upsampled", action="store_true", help="inputs are already at the output size")
+    r.add_argument("--input-is", choices=INPUT_KINDS, default=LOW_RESOLUTION,
+                   help=f"{LOW_RESOLUTION} (default): enlarged by the model's scale; {ALREADY_UPSCALED}: "
+                        "already at the output size, restored in place")
+    r.add_argument("--upsampled", dest="input_is", action="store_const", const=ALREADY_UPSCALED,
+                   help=argparse.SUPPRESS)  # the old name of --input-is already_upscaled
     r.add_argument("--scale", type=int, help="the model's scale (default) or a multiple of it, the rest by bicubic: "
                    "--scale 8 with the x4 model restores 16 px faces to 128 px (models/lpip_x4_64.md, "
                    f"'x8 through x4'); the result is at most {MAX_SIDE} px a side")
-    r.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
+    r.add_argument("--max-patch-batch", type=int, help="patches per UNet call (memory; default: automatic)")
+    r.add_argument("--max-batch", dest="max_patch_batch", type=int, help=argparse.SUPPRESS)  # the old name
     r.add_argument("--photo", action="store_true",
                    help="inputs are photos: find the faces, restore them, paste them back at the photo's size")
     r.add_argument("--upscale", type=float, default=1.0,
@@ -473,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_restore)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="lpip-diff", description="LPIP-Diff identity-preserving face restoration")
+    parser.add_argument("--version", action="version", version=f"lpip-diff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _restore_parser(sub)
 
     d = sub.add_parser("degrade", help="make LQ faces: a draw from the training mixture, or manual if a knob is set")
     d.add_argument("inputs", nargs="+", help="HQ face images")

@@ -9,13 +9,14 @@ from comfy_api.latest import io, ui
 from ..lpip_core.faces.detect import SELECT_MODES
 from ..lpip_core.faces.paste import COLOR_MATCH_MODES
 from ..lpip_core.method.model import MAX_SAMPLES
-from ..lpip_core.method.restoration import DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
+from ..lpip_core.method.plan import DEVICE_PATCHES_PER_CALL, INPUT_KINDS, LOW_RESOLUTION, input_face_size
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from ..lpip_core.photo import AUTO, restore_photo
 from ..lpip_core.resize import resize
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
-from .faces import SMALLEST_FACE, detection_and_limit_inputs
-from .sampler import LOW_RES, UPSCALED, check_model, sample_faces
+from .faces import detection_and_limit_inputs
+from .sampler import check_model, sample_faces
 from .types import MAX_SEED, LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
@@ -44,7 +45,7 @@ class RestoreFaces(io.ComfyNode):
                 io.Float.Input("denoise", default=RECOMMENDED_DENOISE, min=0.0, max=1.0, step=0.05,
                                tooltip="As in KSampler and the Patch-Fused Sampler: 1.0 starts from pure noise "
                                        "(the paper); lower values keep more of the upscaled face."),
-                io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
+                io.Combo.Input("input_is", options=list(INPUT_KINDS), default=LOW_RESOLUTION,
                                tooltip="low_resolution: faces are cut at the model's low-resolution size (16 px) "
                                        "and restored to its output size (64 px for x4): for tiny faces, about "
                                        "8-10 px wide in the photo. already_upscaled: faces are cut at the model's "
@@ -89,22 +90,17 @@ class RestoreFaces(io.ComfyNode):
                 strength, mask=None, samples=0, end_percent=RECOMMENDED_END_PERCENT, min_score=0.0,
                 max_face_px=AUTO, upscaled_by=1.0) -> io.NodeOutput:
         config = check_model(model).config
-        if input_is not in (LOW_RES, UPSCALED):
-            raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
-        if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
-            raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
+        crop_size = input_face_size(config, input_is)  # checks input_is; restore_photo's detector checks upsample
         x = image_to_core(image)
 
         def restore_crops(crops):
             return sample_faces(model, crops, seed=seed, steps=steps, eta=0.0, patch_size=0, stride=0, fusion="mean",
-                                max_patch_batch=DEVICE_PATCHES_PER_CALL, upsampled=input_is == UPSCALED,
+                                max_patch_batch=DEVICE_PATCHES_PER_CALL, input_is=input_is,
                                 denoise=denoise, samples=samples, end_percent=end_percent)[0]
 
-        result = restore_photo(x, restore_crops, crop_size=config.lq_size if input_is == LOW_RES else config.hq_size,
-                               lq_size=config.lq_size, max_face_px=max_face_px, upscaled_by=upscaled_by,
-                               select=select, upsample=upsample, min_score=min_score, mask=mask, feather=feather,
-                               color_match=color_match,
-                               strength=strength)
+        result = restore_photo(x, restore_crops, crop_size=crop_size, lq_size=config.lq_size, max_face_px=max_face_px,
+                               upscaled_by=upscaled_by, select=select, upsample=upsample, min_score=min_score,
+                               mask=mask, feather=feather, color_match=color_match, strength=strength)
         log.info("LPIP-Diff: Restore Faces: %s", result.text)
         device, dtype = output_device(), output_dtype()
         masks = result.masks.to(device)

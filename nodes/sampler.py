@@ -1,6 +1,7 @@
 """PatchFusedSampler: lpip_core.restore under ComfyUI's control, every face of a batch in one pass."""
 from __future__ import annotations
 
+import inspect
 import logging
 
 import comfy.model_management as mm
@@ -12,11 +13,12 @@ from comfy_api.latest import io
 from ..lpip_core import SamplingCancelled, restore
 from ..lpip_core.files import tile, to_pil
 from ..lpip_core.method.model import MAX_SAMPLES
-from ..lpip_core.method.patches import FUSIONS, count_starts
-from ..lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT,
-                                            SAMPLE_SEED_STRIDE, SamplingPlan, memory_estimate, plan_sampling,
-                                            steps_run)
+from ..lpip_core.method.patches import FUSIONS
+from ..lpip_core.method.plan import (DEVICE_PATCHES_PER_CALL, INPUT_KINDS, LOW_RESOLUTION, PatchLayout, SamplingPlan,
+                                     patch_layout)
+from ..lpip_core.method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT, SAMPLE_SEED_STRIDE
 from ..lpip_core.method.runtime import is_compile_error
+from ..lpip_core.method.schedule import steps_until_end
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .memory import run_halving_batch
@@ -26,48 +28,25 @@ from .types import MAX_SEED, LPIPModel
 
 log = logging.getLogger("LPIP-Diff")
 
-LOW_RES, UPSCALED = "low_resolution", "already_upscaled"
+# Inputs folded away until the user asks for them: ComfyUI 0.28.2's V3 inputs take advanced=True,
+# 0.3.75's do not (there they stay in view, as before).
+ADVANCED = {"advanced": True} if "advanced" in inspect.signature(io.Input.__init__).parameters else {}
 
 
-def check_patch(patch_size: int, stride: int, config, out_h: int, out_w: int) -> tuple[int | None, int | None]:
-    """Node-level checks of patch_size and stride against the model and the output image, so that
-    errors name the node's inputs. Returns (patch, stride) for restore (None = its default)."""
+def check_patch_fits(patch_size: int | None, layout: PatchLayout, config) -> None:
+    """The node's one rule that restore does not make (restore pads the image to a larger patch):
+    an explicit patch_size must fit in the output image. restore checks the ranges themselves, in
+    the same input names."""
+    side = min(layout.height, layout.width)
+    if patch_size is None or patch_size <= side:
+        return
     factor = config.unet.downsample_factor
-    for name, value in (("patch_size", patch_size), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0 (0 = automatic), got {value!r}")
-    if patch_size == 0:
-        patch, effective = None, config.patch
-    else:
-        side = min(out_h, out_w)
-        largest = side // factor * factor
-        accepted = (f"0 (the model's default, {config.patch} px) or a multiple of {factor} from {factor} to "
-                    f"{largest}" if largest >= factor else
-                    f"only 0 (the model's default, {config.patch} px; the image is padded to fit)")
-        if patch_size > side:
-            raise ValueError(f"patch_size {patch_size} is larger than the output image ({out_w}x{out_h} px); "
-                             f"accepted: {accepted}")
-        if patch_size % factor:
-            raise ValueError(f"patch_size {patch_size} is not a multiple of {factor} (this model's UNet "
-                             f"down-sampling); accepted: {accepted}")
-        patch, effective = patch_size, patch_size
-    if stride > effective:
-        raise ValueError(f"stride {stride} is larger than the patch ({effective} px); accepted: 0 (half the "
-                         f"patch, {max(1, effective // 2)} px) or 1 to {effective}")
-    return patch, (stride or None)
-
-
-def working_memory(config, images: int, out_h: int, out_w: int, patch: int | None, stride: int | None, fusion: str,
-                   max_patch_batch: int, dtype: torch.dtype) -> int:
-    """lpip_core's estimate of what restoring ``images`` images in one pass needs next to the weights
-    (ComfyUI frees other models until it fits; restore's own guard then checks the free memory and
-    splits the batch into passes if it must)."""
-    patch = patch or config.patch
-    stride = stride or max(1, patch // 2)
-    fixed, per_patch = memory_estimate(config, images, (out_h, out_w), (patch, patch), (stride, stride), fusion,
-                                       dtype)
-    patches = images * count_starts(max(out_h, patch), patch, stride) * count_starts(max(out_w, patch), patch, stride)
-    return fixed + per_patch * min(max_patch_batch, patches)  # a call never holds more patches than there are
+    largest = side // factor * factor
+    accepted = (f"0 (the model's default, {config.patch} px) or a multiple of {factor} from {factor} to {largest}"
+                if largest >= factor else
+                f"only 0 (the model's default, {config.patch} px; the image is padded to fit)")
+    raise ValueError(f"patch_size {patch_size} is larger than the output image ({layout.width}x{layout.height} px); "
+                     f"accepted: {accepted}")
 
 
 class PatchFusedSampler(io.ComfyNode):
@@ -97,23 +76,23 @@ class PatchFusedSampler(io.ComfyNode):
                                      "more steps are slower and rarely better."),
                 io.Float.Input("eta", default=0.0, min=0.0, max=1.0, step=0.05,
                                tooltip="DDIM eta: 0 is the paper's deterministic update; up to 1 adds fresh "
-                                       "noise at every step (more varied texture)."),
+                                       "noise at every step (more varied texture).", **ADVANCED),
                 io.Int.Input("patch_size", default=0, min=0, max=4096, step=1,
                              tooltip="Side of the sampling patches in output pixels; 0 = the model's "
                                      "training patch (16 for every shipped model). Must be a multiple of the "
-                                     "UNet's down-sampling and fit in the output image."),
+                                     "UNet's down-sampling and fit in the output image.", **ADVANCED),
                 io.Int.Input("stride", default=0, min=0, max=4096, step=1,
                              tooltip="Step between patches in output pixels; 0 = half the patch (the "
-                                     "paper). Smaller strides overlap more: smoother, slower."),
+                                     "paper). Smaller strides overlap more: smoother, slower.", **ADVANCED),
                 io.Combo.Input("fusion", options=list(FUSIONS), default="mean",
                                tooltip="How overlapping noise estimates are combined: mean (the paper), "
-                                       "median (its ablation) or gaussian (centre-weighted mean)."),
+                                       "median (its ablation) or gaussian (centre-weighted mean).", **ADVANCED),
                 io.Int.Input("max_patch_batch", default=DEVICE_PATCHES_PER_CALL, min=1, max=4096,
                              tooltip="Most patches per UNet call, across all images of the batch (memory). It "
                                      "changes the result only by float rounding; on out-of-memory it is "
                                      "halved automatically. On the CPU the sampler may use fewer, which "
-                                     "runs faster."),
-                io.Combo.Input("input_is", options=[LOW_RES, UPSCALED], default=LOW_RES,
+                                     "runs faster.", **ADVANCED),
+                io.Combo.Input("input_is", options=list(INPUT_KINDS), default=LOW_RESOLUTION,
                                tooltip="low_resolution: the image is upscaled by the model's scale (16 px in, "
                                        "64 px out for x4). already_upscaled: the image is already at the "
                                        "output size (e.g. from another upscaler); it is restored in place."),
@@ -140,26 +119,21 @@ class PatchFusedSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, seed, steps, eta, patch_size, stride, fusion, max_patch_batch,
-                input_is=LOW_RES, denoise=RECOMMENDED_DENOISE, samples=0,
+                input_is=LOW_RESOLUTION, denoise=RECOMMENDED_DENOISE, samples=0,
                 end_percent=RECOMMENDED_END_PERCENT) -> io.NodeOutput:
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
-        if input_is not in (LOW_RES, UPSCALED):
-            raise ValueError(f"input_is must be {LOW_RES} or {UPSCALED}; got {input_is!r}")
         x = image_to_core(image)
         h, w = x.shape[-2:]
         config = check_model(model).config
         samples = samples or config.samples
-        if input_is == LOW_RES and min(h, w) > 4 * config.lq_size:
+        if input_is == LOW_RESOLUTION and min(h, w) > 4 * config.lq_size:
             log.warning("LPIP-Diff: the sampler got %dx%d px images, but %s restores %d px faces (x%d): did you "
                         "mean to connect Face Crop & Align's faces?", w, h, model.name, config.lq_size, config.scale)
         restored, plan = sample_faces(model, x, seed=seed, steps=steps, eta=eta, patch_size=patch_size,
                                       stride=stride, fusion=fusion, max_patch_batch=max_patch_batch,
-                                      upsampled=input_is == UPSCALED, denoise=denoise, samples=samples,
-                                      end_percent=end_percent)
+                                      input_is=input_is, denoise=denoise, samples=samples, end_percent=end_percent)
         out = core_to_image(restored, output_device(), output_dtype())
-        return io.NodeOutput(out, ui=grid_ui(out, plan, steps_run(steps, end_percent) if denoise > 0 else 0, cls,
-                                             samples))
+        steps_run = steps_until_end(steps, end_percent) if denoise > 0 else 0
+        return io.NodeOutput(out, ui=grid_ui(out, plan, steps_run, cls, samples))
 
 
 def check_model(model) -> LPIPModelHandle:
@@ -169,33 +143,34 @@ def check_model(model) -> LPIPModelHandle:
 
 
 def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: int, eta: float, patch_size: int,
-                 stride: int, fusion: str, max_patch_batch: int, upsampled: bool,
+                 stride: int, fusion: str, max_patch_batch: int, input_is: str,
                  denoise: float = RECOMMENDED_DENOISE, samples: int = 0,
                  end_percent: float = RECOMMENDED_END_PERCENT) -> tuple[torch.Tensor, SamplingPlan]:
     """Restore core images [B, 3, h, w] in one `restore` call (image i with seed + i, the patches of
     all images in shared UNet calls) under ComfyUI's control: progress with a preview of the batch
     per step, cancel between UNet calls, the patch batch halved on out-of-memory. Returns the
-    restored images (on ComfyUI's output device) and the sampling plan. samples 0: the model's."""
+    restored images (on ComfyUI's output device) and the sampling plan restore ran. patch_size and
+    stride 0: automatic (restore's None); samples 0: the model's. restore checks the values."""
     config = check_model(model).config
     samples = samples or config.samples
-    frames, _, h, w = x.shape
-    out_h, out_w = (h, w) if upsampled else (h * config.scale, w * config.scale)
-    patch, stride = check_patch(patch_size, stride, config, out_h, out_w)
-    net = model.load(working_memory(config, frames, out_h, out_w, patch, stride, fusion, max_patch_batch,
-                                    model.dtype))
-    pbar = comfy.utils.ProgressBar(steps_run(steps, end_percent) * samples)
+    patch_size, stride = patch_size or None, stride or None
+    layout = patch_layout(config, x.shape[-2:], patch_size=patch_size, stride=stride, input_is=input_is)
+    check_patch_fits(patch_size, layout, config)
+    net = model.load(layout.working_memory(config, x.shape[0], fusion, max_patch_batch, model.dtype))
+    pbar = comfy.utils.ProgressBar(steps_until_end(steps, end_percent) * samples)
     preview_px = getattr(comfy_args, "preview_size", 512)
 
-    def on_step(step, total, x0):  # progress + preview; also a cancel point
-        preview = tile(x0)
+    def on_step(info):  # progress + preview; also a cancel point
+        preview = tile(info["denoised"])
         size = min(preview_px, max(preview.shape[-2:]))  # ComfyUI would enlarge small previews
-        pbar.update_absolute(step, total, ("JPEG", to_pil(preview), size))
+        pbar.update_absolute(info["i"] + 1, info["total"], ("JPEG", to_pil(preview), size))
 
     def run(chunk):
         try:
-            return restore(net, x, steps=steps, eta=eta, patch=patch, stride=stride, fusion=fusion, max_batch=chunk,
-                           seed=seed, callback=on_step, cancel=mm.processing_interrupted, upsampled=upsampled,
-                           denoise=denoise, samples=samples, end_percent=end_percent)
+            return restore(net, x, steps=steps, eta=eta, patch_size=patch_size, stride=stride, fusion=fusion,
+                           max_patch_batch=chunk, seed=seed, callback=on_step, cancel=mm.processing_interrupted,
+                           input_is=input_is, denoise=denoise, samples=samples, end_percent=end_percent,
+                           return_plan=True)
         except SamplingCancelled:  # asked between UNet calls: report it as ComfyUI does
             mm.throw_exception_if_processing_interrupted()
             raise mm.InterruptProcessingException() from None
@@ -206,11 +181,9 @@ def sample_faces(model: LPIPModelHandle, x: torch.Tensor, *, seed: int, steps: i
                                    "with compile set to false") from None
             raise
 
-    restored, batch = run_halving_batch(run, max_patch_batch, oom_type=mm.OOM_EXCEPTION,
-                                        empty_cache=mm.soft_empty_cache,
-                                        never_catch=(mm.InterruptProcessingException,))
-    plan = plan_sampling(net, (h, w), patch=patch, stride=stride, max_batch=batch, upsampled=upsampled,
-                         images=frames, fusion=fusion, samples=samples, device=x.device)
+    (restored, plan), _ = run_halving_batch(run, max_patch_batch, oom_type=mm.OOM_EXCEPTION,
+                                            empty_cache=mm.soft_empty_cache,
+                                            never_catch=(mm.InterruptProcessingException,))
     return restored.to(output_device()), plan
 
 

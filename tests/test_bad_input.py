@@ -47,19 +47,20 @@ def test_bad_images_are_refused_with_the_reason(model, lq, match):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(patch=15), "patch must be a multiple of 2"),
-    (dict(patch=0), "patch must be an integer in 2..8192"),
+    (dict(patch_size=15), "patch_size must be a multiple of 2"),
+    (dict(patch_size=0), "patch_size must be an integer in 2..8192"),
     (dict(stride=0), "stride must be an integer in 1..16"),
     (dict(stride=17), "stride must be an integer in 1..16"),
     (dict(steps=0), "steps must be an integer in 1..1000"),
     (dict(steps=1001), "steps must be an integer in 1..1000"),
-    (dict(fusion="max"), "fusion must be one of"),
-    (dict(eta=-0.1), "eta must be in 0..1"),
-    (dict(max_batch=0), "max_batch must be an integer in >= 1"),
+    (dict(fusion="max"), "fusion must be one of mean, median, gaussian, got 'max'"),
+    (dict(eta=-0.1), "eta must be a number in \\[0, 1\\]"),
+    (dict(max_patch_batch=0), "max_patch_batch must be an integer in >= 1"),
+    (dict(input_is="upscaled"), "input_is must be one of low_resolution, already_upscaled"),
     (dict(scale=0), "scale must be an integer in 1..16"),
     (dict(seed=-1), "seed must be an integer in 0..2\\*\\*64 - 1"),
     (dict(seed=2 ** 64), "seed must be an integer in 0..2\\*\\*64 - 1"),
-    (dict(spacing="middle"), "spacing must be one of"),
+    (dict(spacing="middle"), "spacing must be one of trailing, leading"),
 ])
 def test_bad_options_name_the_argument_and_range(model, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -67,13 +68,13 @@ def test_bad_options_name_the_argument_and_range(model, kwargs, match):
 
 
 def test_any_patch_the_unet_takes_works(model):  # correct result: the tiny UNet downsamples by 2
-    assert restore(model, torch.rand(1, 3, 4, 4), steps=1, patch=12, stride=5).shape == (1, 3, 16, 16)
+    assert restore(model, torch.rand(1, 3, 4, 4), steps=1, patch_size=12, stride=5).shape == (1, 3, 16, 16)
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(steps=10 ** 400), "steps must be an integer in 1..1000"),
     (dict(samples=10 ** 400), "samples must be an integer in 1..1000"),
-    (dict(patch=10 ** 400), "patch must be an integer in 2..8192"),
+    (dict(patch_size=10 ** 400), "patch_size must be an integer in 2..8192"),
     (dict(end_percent=10 ** 400), "end_percent must be a number in \\(0, 1\\]"),
     (dict(threads=10 ** 400), "threads must be an integer in 1..1024"),
 ])

@@ -4,6 +4,7 @@ import shutil
 from dataclasses import replace
 
 import pytest
+import torch
 from conftest import FIXTURES, tiny_model
 from PIL import Image
 
@@ -80,6 +81,24 @@ def test_restore_scale_is_the_model_then_bicubic_and_refuses_other_scales(model_
                      "-q", *flags]) == 2
         one_line_error(capsys, needle)
     assert not list((tmp_path / "bad").glob("*.png"))
+
+
+def test_restore_grid_flags_share_the_apis_names_and_the_old_flags_still_work(model_path, lq_faces, tmp_path):
+    """--patch-size, --max-patch-batch and --input-is are restore's patch_size, max_patch_batch and
+    input_is; the old --patch, --max-batch and --upsampled (hidden) give the same files."""
+    up = tmp_path / "up"
+    write_image(resize(read_image(lq_faces[0]), (24, 24)), up / "face.png")
+    model = lpip_core.load_model(model_path)
+    new = ["--patch-size", "12", "--stride", "6", "--max-patch-batch", "5", "--input-is", "already_upscaled"]
+    old = ["--patch", "12", "--stride", "6", "--max-batch", "5", "--upsampled"]
+    for name, flags in (("new", new), ("old", old)):
+        assert main(["restore", str(up / "face.png"), "-o", str(tmp_path / name), "--model", str(model_path),
+                     "--steps", "2", "-q", *flags]) == 0
+    expected = lpip_core.restore(model, read_image(up / "face.png"), steps=2, patch_size=12, stride=6,
+                                 max_patch_batch=5, input_is="already_upscaled", end_percent=RECOMMENDED_END_PERCENT)
+    written = read_image(tmp_path / "new" / "face.png")
+    assert written.shape[-2:] == (24, 24) and (written - expected).abs().max() <= 0.5 / 255 + 1e-6
+    assert torch.equal(written, read_image(tmp_path / "old" / "face.png"))
 
 
 def test_restore_samples_writes_the_mean_of_samples_and_refuses_zero(model_path, lq_faces, tmp_path, capsys):

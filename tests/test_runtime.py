@@ -75,7 +75,7 @@ def test_a_float16_overflow_is_a_clear_error_not_a_black_face():
             return x * self.weight * self.weight  # beyond float16's 65504
 
     with pytest.raises(ValueError, match="float16 model's noise estimate overflowed"):
-        restore(Overflowing(), torch.rand(1, 3, 8, 8), scale=2, patch=8, steps=2)
+        restore(Overflowing(), torch.rand(1, 3, 8, 8), scale=2, patch_size=8, steps=2)
 
 
 def test_compile_without_a_compiler_is_a_one_line_error(monkeypatch):

@@ -7,12 +7,12 @@ from torch import nn
 
 import lpip_core
 from lpip_core import LPIPModel, SamplingCancelled, restore
+from lpip_core.method import memory, restoration
+from lpip_core.method.memory import memory_estimate
 from lpip_core.method.patches import patch_grid
-from lpip_core.method import restoration
-from lpip_core.method.restoration import (DEVICE_PATCHES_PER_CALL, auto_max_batch, denoised_timesteps,
-                                             memory_estimate, plan_sampling, steps_run)
+from lpip_core.method.plan import DEVICE_PATCHES_PER_CALL, auto_patch_batch, patch_layout, plan_sampling
 from lpip_core.method.sampler import FusedEps, sample_ddim
-from lpip_core.method.schedule import NoiseSchedule
+from lpip_core.method.schedule import NoiseSchedule, denoised_timesteps, sampling_timesteps, steps_until_end
 from lpip_core.resize import resize
 
 
@@ -36,7 +36,7 @@ def test_fused_sampler_equals_whole_image_sampler_for_a_pointwise_model(fusion, 
     lq = torch.rand(2, 3, 9, 11)  # odd sizes: the border-aligned last patch matters
     kwargs = dict(scale=4, steps=8, eta=eta, seed=3)
     whole = restore(Pointwise(), lq, whole_image=True, **kwargs)
-    fused = restore(Pointwise(), lq, patch=16, stride=8, fusion=fusion, **kwargs)
+    fused = restore(Pointwise(), lq, patch_size=16, stride=8, fusion=fusion, **kwargs)
     torch.testing.assert_close(fused, whole, rtol=0, atol=1e-5)
 
 
@@ -54,9 +54,9 @@ def test_patch_batch_chunking_does_not_change_the_restored_image():
     # network amplifies that over the steps; in float64 the chunked result must match exactly.
     model = tiny_model().double()
     lq = torch.rand(2, 3, 16, 16)
-    one = restore(model, lq, steps=6, max_batch=1)
-    torch.testing.assert_close(one, restore(model, lq, steps=6, max_batch=7), rtol=0, atol=1e-5)
-    torch.testing.assert_close(one, restore(model, lq, steps=6, max_batch=10_000), rtol=0, atol=1e-5)
+    one = restore(model, lq, steps=6, max_patch_batch=1)
+    torch.testing.assert_close(one, restore(model, lq, steps=6, max_patch_batch=7), rtol=0, atol=1e-5)
+    torch.testing.assert_close(one, restore(model, lq, steps=6, max_patch_batch=10_000), rtol=0, atol=1e-5)
 
 
 def test_same_seed_same_output_and_other_seed_other_output(model):
@@ -79,13 +79,13 @@ class PerPatch(nn.Module):
         return torch.cat([self.model(x[i:i + 1], lq[i:i + 1], t[i:i + 1]) for i in range(x.shape[0])])
 
 
-@pytest.mark.parametrize("max_batch", [1, 10, 49, 200])
-def test_one_pass_is_bit_identical_to_one_by_one_around_a_batch_invariant_unet(model, max_batch):
+@pytest.mark.parametrize("chunk", [1, 10, 49, 200])
+def test_one_pass_is_bit_identical_to_one_by_one_around_a_batch_invariant_unet(model, chunk):
     """Noise (a generator per image), patch cutting, chunks that mix images, fusion and the DDIM
     update are exact: with a UNet whose per-patch result does not depend on its call, a batch is
     bit for bit its images restored one by one with seed + i, whatever the chunking."""
     lq, net = torch.rand(3, 3, 16, 16), PerPatch(model)
-    batch = restore(net, lq, steps=3, seed=10, max_batch=max_batch, eta=0.5)
+    batch = restore(net, lq, steps=3, seed=10, max_patch_batch=chunk, eta=0.5)
     for i in range(3):
         assert torch.equal(batch[i:i + 1], restore(net, lq[i:i + 1], steps=3, seed=10 + i, eta=0.5))
 
@@ -94,10 +94,10 @@ def test_a_batch_equals_its_images_restored_one_by_one_to_float_rounding(model):
     """With the batched UNet a patch's estimate may round differently with its call's size (on this
     CPU a call of one patch differs from a call of 16 by ~1e-6): agreement to float rounding."""
     lq = torch.rand(3, 3, 16, 16)
-    for max_batch in (None, 10):  # chunks of 64 or 10 patches, most of them holding two images
-        batch = restore(model, lq, steps=3, seed=10, max_batch=max_batch)
+    for chunk in (None, 10):  # chunks of 64 or 10 patches, most of them holding two images
+        batch = restore(model, lq, steps=3, seed=10, max_patch_batch=chunk)
         for i in range(3):
-            one = restore(model, lq[i:i + 1], steps=3, seed=10 + i, max_batch=max_batch)
+            one = restore(model, lq[i:i + 1], steps=3, seed=10 + i, max_patch_batch=chunk)
             torch.testing.assert_close(batch[i:i + 1], one, rtol=0, atol=1e-5)
 
 
@@ -109,7 +109,7 @@ def test_one_pass_shares_the_unet_calls_of_all_images(model):
         calls.append(x.shape[0])
         return model(x, lq, t)
 
-    restore(counting, torch.rand(3, 3, 16, 16), scale=4, patch=16, steps=2, max_batch=64)
+    restore(counting, torch.rand(3, 3, 16, 16), scale=4, patch_size=16, steps=2, max_patch_batch=64)
     assert calls == [64, 64, 19] * 2
 
 
@@ -117,16 +117,16 @@ def test_short_memory_splits_the_batch_into_passes_with_the_same_result(model, m
     """When the images' canvases do not all fit, the guard keeps the patch chunk and restores the
     batch in passes of fewer images; progress then counts steps x passes."""
     lq, net = torch.rand(5, 3, 16, 16), PerPatch(model)
-    reference = restore(net, lq, steps=2, seed=4, max_batch=16)
+    reference = restore(net, lq, steps=2, seed=4, max_patch_batch=16)
     shared, per_patch = memory_estimate(model.config, 0, (64, 64), (16, 16), (8, 8), "mean", torch.float32)
     per_image = memory_estimate(model.config, 1, (64, 64), (16, 16), (8, 8), "mean", torch.float32)[0] - shared
-    room = (shared + 2.5 * per_image + 16 * per_patch) / restoration.MEMORY_SHARE  # two images and one chunk
-    monkeypatch.setattr(restoration, "available_memory", lambda device: int(room))
-    plan = plan_sampling(net, (16, 16), max_batch=16, images=5)
-    assert (plan.max_batch, plan.images_per_pass) == (16, 2)
+    room = (shared + 2.5 * per_image + 16 * per_patch) / memory.MEMORY_SHARE  # two images and one chunk
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(room))
+    plan = plan_sampling(net, (16, 16), max_patch_batch=16, images=5)
+    assert (plan.max_patch_batch, plan.images_per_pass) == (16, 2)
     assert [list(p) for p in plan.passes(5)] == [[0, 1], [2, 3], [4]]
     seen = []
-    out = restore(net, lq, steps=2, seed=4, max_batch=16, callback=lambda i, n, x0: seen.append((i, n, len(x0))))
+    out = restore(net, lq, steps=2, seed=4, max_patch_batch=16, callback=lambda info: seen.append((info["i"] + 1, info["total"], len(info["denoised"]))))
     assert torch.equal(out, reference)
     assert seen == [(1, 6, 2), (2, 6, 2), (3, 6, 2), (4, 6, 2), (5, 6, 1), (6, 6, 1)]
 
@@ -135,14 +135,14 @@ def test_the_guard_counts_the_whole_batchs_result_before_any_pass(model, monkeyp
     """Passes of one face fit, but not the result of 2000 (and their float64 sum for samples > 1):
     refused before any work, naming the batch and what to change."""
     shared, per_patch = memory_estimate(model.config, 1, (64, 64), (16, 16), (8, 8), "mean", torch.float32)
-    held = restoration.held_memory(2000, (16, 16), (64, 64), 1)
+    held = memory.held_memory(2000, (16, 16), (64, 64), 1)
     assert held == 2000 * 3 * (16 * 16 + 64 * 64) * 4
-    assert restoration.held_memory(2000, (16, 16), (64, 64), 2) == held + 2000 * 3 * 64 * 64 * 8
-    room = (shared + 16 * per_patch + held // 2) / restoration.MEMORY_SHARE
-    monkeypatch.setattr(restoration, "available_memory", lambda device: int(room))
+    assert memory.held_memory(2000, (16, 16), (64, 64), 2) == held + 2000 * 3 * 64 * 64 * 8
+    room = (shared + 16 * per_patch + held // 2) / memory.MEMORY_SHARE
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(room))
     monkeypatch.setattr(restoration, "resize", lambda *a: pytest.fail("sampled before the guard"))
     with pytest.raises(ValueError, match="restoring 2000 image.*fewer images at a time"):
-        restore(model, torch.zeros(2000, 3, 16, 16), steps=1, max_batch=16)
+        restore(model, torch.zeros(2000, 3, 16, 16), steps=1, max_patch_batch=16)
 
 
 def test_the_largest_seed_serves_a_batch_and_wraps_to_zero(model):
@@ -160,7 +160,7 @@ def test_output_shape_range_and_defaults_from_the_model_config(model):
 
 
 def test_upsampled_input_keeps_its_size(model):
-    assert restore(model, torch.rand(1, 3, 40, 48), steps=2, upsampled=True).shape == (1, 3, 40, 48)
+    assert restore(model, torch.rand(1, 3, 40, 48), steps=2, input_is="already_upscaled").shape == (1, 3, 40, 48)
 
 
 def test_fusions_differ_on_a_real_unet(model):
@@ -172,8 +172,9 @@ def test_fusions_differ_on_a_real_unet(model):
 
 def test_callback_reports_every_step_with_an_x0_estimate(model):
     seen = []
-    restore(model, torch.rand(1, 3, 8, 8), steps=5, callback=lambda i, n, x0: seen.append((i, n, x0.shape,
-                                                                                              float(x0.min()))))
+    restore(model, torch.rand(1, 3, 8, 8), steps=5,
+            callback=lambda info: seen.append((info["i"] + 1, info["total"], info["denoised"].shape,
+                                               float(info["denoised"].min()))))
     assert [(i, n) for i, n, _, _ in seen] == [(i, 5) for i in range(1, 6)]
     assert all(shape == (1, 3, 32, 32) and lo >= 0 for _, _, shape, lo in seen)
 
@@ -186,7 +187,7 @@ def test_cancel_stops_between_unet_calls(model):
         return len(calls) > 3
 
     with pytest.raises(SamplingCancelled):
-        restore(model, torch.rand(1, 3, 16, 16), steps=10, max_batch=10, cancel=cancel)
+        restore(model, torch.rand(1, 3, 16, 16), steps=10, max_patch_batch=10, cancel=cancel)
     assert len(calls) == 4  # asked before each UNet call; the 4th said stop
 
 
@@ -216,7 +217,7 @@ def test_deterministic_ddim_inverts_a_known_eps_exactly():
 def test_model_without_config_needs_scale_and_patch():
     with pytest.raises(ValueError, match="scale is required"):
         restore(Pointwise(), torch.rand(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="patch is required"):
+    with pytest.raises(ValueError, match="patch_size is required"):
         restore(Pointwise(), torch.rand(1, 3, 8, 8), scale=2)
 
 
@@ -227,10 +228,10 @@ def test_restore_is_exported_with_its_documented_defaults():
 
 def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
     cpu = torch.device("cpu")
-    assert [auto_max_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
-    assert auto_max_batch(torch.device("meta"), (32, 32)) == DEVICE_PATCHES_PER_CALL == 512
-    assert auto_max_batch(cpu, (32, 32), 8) == 8 and auto_max_batch(cpu, (32, 32), 64) == 16  # a bound
-    assert auto_max_batch(torch.device("meta"), (32, 32), 256) == 256
+    assert [auto_patch_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
+    assert auto_patch_batch(torch.device("meta"), (32, 32)) == DEVICE_PATCHES_PER_CALL == 512
+    assert auto_patch_batch(cpu, (32, 32), 8) == 8 and auto_patch_batch(cpu, (32, 32), 64) == 16  # a bound
+    assert auto_patch_batch(torch.device("meta"), (32, 32), 256) == 256
 
 
 # --- denoise (KSampler's meaning) ---
@@ -249,7 +250,7 @@ class RecordingEps:
 
 def _restore_toy(lq, **kw):
     model = RecordingEps()
-    out = restore(model, lq, scale=2, patch=8, steps=5, seed=3, **kw)
+    out = restore(model, lq, scale=2, patch_size=8, steps=5, seed=3, **kw)
     return out, model
 
 
@@ -281,8 +282,8 @@ def test_denoise_zero_returns_the_upsampled_lq_and_bad_values_are_refused():
     out, model = _restore_toy(lq, denoise=0.0)
     assert torch.equal(out, resize(lq, (16, 16))) and not model.seen
     for bad in (-0.1, 1.5, float("nan"), True, "1"):
-        with pytest.raises(ValueError, match="denoise must be a number in 0..1"):
-            restore(RecordingEps(), lq, scale=2, patch=8, denoise=bad)
+        with pytest.raises(ValueError, match=r"denoise must be a number in \[0, 1\]"):
+            restore(RecordingEps(), lq, scale=2, patch_size=8, denoise=bad)
 
 
 def test_lower_denoise_stays_closer_to_the_lq():
@@ -307,8 +308,8 @@ def test_end_percent_1_and_shares_that_round_to_every_step_are_the_unchanged_sam
         assert torch.equal(_restore_toy(lq, end_percent=end)[0], default)
 
 
-def test_steps_run_rounds_the_share_half_up_and_runs_at_least_one_step():
-    assert [steps_run(25, 0.6), steps_run(50, 0.6), steps_run(10, 0.6), steps_run(3, 0.5), steps_run(5, 0.01)] == \
+def test_steps_until_end_rounds_the_share_half_up_and_runs_at_least_one_step():
+    assert [steps_until_end(25, 0.6), steps_until_end(50, 0.6), steps_until_end(10, 0.6), steps_until_end(3, 0.5), steps_until_end(5, 0.01)] == \
         [15, 30, 6, 2, 1]
 
 
@@ -318,9 +319,9 @@ def test_end_percent_returns_that_steps_clean_estimate_after_that_many_unet_step
     estimate that the full run reports at step 3 (KSamplerAdvanced without leftover noise)."""
     lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     estimates, ended_at = {}, []
-    full = restore(model, lq, steps=5, seed=2, denoise=denoise, callback=lambda i, n, x0: estimates.setdefault(i, x0))
+    full = restore(model, lq, steps=5, seed=2, denoise=denoise, callback=lambda info: estimates.setdefault(info["i"] + 1, info["denoised"]))
     ended = restore(model, lq, steps=5, seed=2, denoise=denoise, end_percent=0.6,
-                    callback=lambda i, n, x0: ended_at.append((i, n)))
+                    callback=lambda info: ended_at.append((info["i"] + 1, info["total"])))
     assert ended_at == [(1, 3), (2, 3), (3, 3)]  # three steps run, progress out of three
     assert torch.equal(ended, estimates[3].clamp(0, 1))
     assert not torch.allclose(ended, full, atol=1e-3)
@@ -329,7 +330,7 @@ def test_end_percent_returns_that_steps_clean_estimate_after_that_many_unet_step
 def test_end_percent_bad_values_are_refused():
     for bad in (0, -0.5, 1.01, float("nan"), True, "0.6"):
         with pytest.raises(ValueError, match=r"end_percent must be a number in \(0, 1\]"):
-            restore(RecordingEps(), torch.rand(1, 3, 8, 8), scale=2, patch=8, end_percent=bad)
+            restore(RecordingEps(), torch.rand(1, 3, 8, 8), scale=2, patch_size=8, end_percent=bad)
 
 
 # --- samples (the mean of several samples) ---
@@ -353,21 +354,21 @@ def test_samples_default_to_the_models_config(model):
     assert torch.equal(restore(two, lq, steps=3), restore(model, lq, steps=3, samples=2))
     assert torch.equal(restore(two, lq, steps=3, samples=1), restore(model, lq, steps=3))
     eps = RecordingEps()
-    restore(eps, lq, scale=2, patch=8, steps=2)
+    restore(eps, lq, scale=2, patch_size=8, steps=2)
     assert len(eps.seen) == 2  # one sample: a UNet call per step
 
 
 def test_samples_progress_counts_every_sample_and_bad_values_are_refused(model):
     seen = []
-    restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=3, callback=lambda i, n, x0: seen.append((i, n)))
+    restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=3, callback=lambda info: seen.append((info["i"] + 1, info["total"])))
     assert seen == [(i, 6) for i in range(1, 7)]
     for bad in (0, 1001, 2.0, True):
         with pytest.raises(ValueError, match="samples must be an integer in 1..1000"):
             restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=bad)
 
 
-@pytest.mark.parametrize("max_batch, images", [(None, 1), (5, 1), (7, 3)])
-def test_sampling_plan_counts_the_unet_calls_restore_makes(model, max_batch, images):
+@pytest.mark.parametrize("chunk, images", [(None, 1), (5, 1), (7, 3)])
+def test_sampling_plan_counts_the_unet_calls_restore_makes(model, chunk, images):
     """plan_sampling is what restore runs: the grid, and steps x ceil(images x patches / chunk) calls."""
     calls = []
 
@@ -377,8 +378,8 @@ def test_sampling_plan_counts_the_unet_calls_restore_makes(model, max_batch, ima
 
     counting.config = model.config
     lq = torch.rand(images, 3, 16, 16)
-    restore(counting, lq, steps=3, max_batch=max_batch, scale=4, patch=16)
-    plan = plan_sampling(counting, (16, 16), scale=4, patch=16, max_batch=max_batch)
+    restore(counting, lq, steps=3, max_patch_batch=chunk, scale=4, patch_size=16)
+    plan = plan_sampling(counting, (16, 16), scale=4, patch_size=16, max_patch_batch=chunk)
     assert plan.patches_per_step == 49 and plan.grid.ys == (0, 8, 16, 24, 32, 40, 48)
     assert len(calls) == plan.unet_calls(3, images) and sum(calls) == 3 * images * 49
     info = plan.describe(3, images)
@@ -386,7 +387,7 @@ def test_sampling_plan_counts_the_unet_calls_restore_makes(model, max_batch, ima
 
 
 def test_sampling_plan_of_a_small_upscaled_image_pads_the_canvas(model):
-    plan = plan_sampling(model, (10, 40), patch=16, stride=16, upsampled=True)
+    plan = plan_sampling(model, (10, 40), patch_size=16, stride=16, input_is="already_upscaled")
     assert (plan.height, plan.width) == (10, 40) and (plan.grid.height, plan.grid.width) == (16, 40)
     assert plan.grid.ys == (0,) and plan.grid.xs == (0, 16, 24)
 
@@ -399,6 +400,81 @@ def test_the_guard_reads_the_per_process_memory_fraction_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 6 * gb)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gb)
     monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 1.0)
-    assert restoration.available_memory(torch.device("cuda")) == 62 * gb  # free + reserved - allocated
+    assert memory.available_memory(torch.device("cuda")) == 62 * gb  # free + reserved - allocated
     monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 0.125)
-    assert restoration.available_memory(torch.device("cuda")) == 6 * gb  # 10 GB allowed, 4 GB in use
+    assert memory.available_memory(torch.device("cuda")) == 6 * gb  # 10 GB allowed, 4 GB in use
+
+
+# --- the timesteps built once, the callback's dict, the plan handed back, the old names ---
+
+def test_sampling_timesteps_are_the_denoised_schedule_cut_at_end_percent():
+    schedule = NoiseSchedule()
+    kept = sampling_timesteps(schedule, 10, denoise=0.5, end_percent=0.6, spacing="leading")
+    assert kept == denoised_timesteps(schedule, 10, 0.5, "leading")[:6] and len(kept) == steps_until_end(10, 0.6)
+    assert sampling_timesteps(schedule, 25) == schedule.ddim_timesteps(25, "trailing")
+    assert sampling_timesteps(schedule, 25, denoise=0.0) == []  # nothing to sample: the upsampled input
+    with pytest.raises(ValueError, match="spacing must be one of trailing, leading, got 'middle'"):
+        sampling_timesteps(schedule, 25, spacing="middle")
+    with pytest.raises(ValueError, match="steps must be an integer in 1..1000, got 1001"):
+        sampling_timesteps(schedule, 1001)
+
+
+def test_restore_runs_the_timesteps_it_built_and_reports_them_in_the_callbacks_dict():
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    infos = []
+    out, model = _restore_toy(lq, denoise=0.5, end_percent=0.6, samples=2, callback=infos.append)
+    kept = sampling_timesteps(NoiseSchedule(), 5, denoise=0.5, end_percent=0.6)
+    assert [int(t[0]) for _, t in model.seen] == kept * 2  # the UNet sees exactly those, once per sample
+    assert [info["t"] for info in infos] == kept * 2
+    assert [(info["i"], info["total"], info["sample"]) for info in infos] == [(i, 6, i // 3) for i in range(6)]
+    assert all(info["images"] == range(0, 2) for info in infos)
+    assert all(info["x"].shape == info["denoised"].shape == (2, 3, 16, 16) for info in infos)
+    assert all(0 <= info["denoised"].min() and info["denoised"].max() <= 1 for info in infos)
+    assert min(float(info["x"].min()) for info in infos) < 0  # x_t in the model's [-1, 1]: noisy, not an image
+
+
+def test_an_old_three_argument_callback_still_works_with_a_deprecation_warning(model):
+    lq = torch.rand(1, 3, 8, 8)
+    new, old = [], []
+    restore(model, lq, steps=3, callback=lambda info: new.append((info["i"] + 1, info["total"], info["denoised"])))
+    with pytest.warns(DeprecationWarning, match=r"callback\(step, total, x0\) is deprecated"):
+        restore(model, lq, steps=3, callback=lambda step, total, x0: old.append((step, total, x0)))
+    assert [(s, n) for s, n, _ in old] == [(s, n) for s, n, _ in new] == [(1, 3), (2, 3), (3, 3)]
+    assert all(torch.equal(a[2], b[2]) for a, b in zip(old, new))
+
+
+def test_the_old_keywords_still_work_with_a_deprecation_warning(model):
+    lq = torch.rand(1, 3, 8, 8)
+    new = restore(model, lq, steps=2, patch_size=12, stride=6, max_patch_batch=5)
+    with pytest.warns(DeprecationWarning, match=r"restore\(patch=\.\.\.\) is deprecated: use patch_size"):
+        with pytest.warns(DeprecationWarning, match=r"restore\(max_batch=\.\.\.\) is deprecated: use max_patch_batch"):
+            old = restore(model, lq, steps=2, patch=12, stride=6, max_batch=5)
+    assert torch.equal(old, new)
+    up = torch.rand(1, 3, 24, 24)
+    with pytest.warns(DeprecationWarning, match="restore\\(upsampled=...\\) is deprecated: use input_is='already_upscal"):
+        old = restore(model, up, steps=2, upsampled=True)
+    assert torch.equal(old, restore(model, up, steps=2, input_is="already_upscaled"))
+    with pytest.raises(TypeError, match="both 'patch' and 'patch_size'"):
+        restore(model, lq, steps=2, patch=12, patch_size=12)
+    with pytest.raises(ValueError, match="input_is must be one of low_resolution, already_upscaled, got 'big'"):
+        restore(model, lq, steps=2, input_is="big")
+
+
+def test_restore_hands_back_the_plan_it_ran(model):
+    lq = torch.rand(3, 3, 16, 16)
+    out, plan = restore(model, lq, steps=2, seed=1, max_patch_batch=20, return_plan=True)
+    assert torch.equal(out, restore(model, lq, steps=2, seed=1, max_patch_batch=20))
+    again = plan_sampling(model, (16, 16), max_patch_batch=20, images=3)
+    assert plan.describe(2, 3) == again.describe(2, 3) and plan.images_per_pass == again.images_per_pass
+    assert plan.describe(2, 3)["max_patch_batch"] == 20
+
+
+def test_the_layout_counts_the_grids_patches_without_building_it_and_estimates_one_pass(model):
+    layout = patch_layout(model.config, (10, 13), stride=5)
+    assert (layout.height, layout.width, layout.patch, layout.stride) == (40, 52, (16, 16), (5, 5))
+    assert layout.patches == layout.grid().num_patches == 6 * 9
+    fixed, per_patch = memory_estimate(model.config, 2, (40, 52), (16, 16), (5, 5), "mean", torch.float32)
+    assert layout.working_memory(model.config, 2, "mean", 512, torch.float32) == fixed + per_patch * 2 * 54
+    assert layout.working_memory(model.config, 2, "mean", 8, torch.float32) == fixed + per_patch * 8
+    small = patch_layout(model.config, (10, 40), patch_size=16, stride=16, input_is="already_upscaled")
+    assert small.canvas == (16, 40) and small.patches == 3

@@ -1,11 +1,14 @@
 """Algorithm 2 of LPIP-Diff: a patch-fused noise estimate and the DDIM loop that uses it.
 
-Like k-diffusion, the sampler is a plain function over a wrapped model: `sample_ddim` knows
-nothing of patches, and `FusedEps` turns a patch UNet into a whole-canvas eps(x_t, t).
+Like k-diffusion, the sampler is a plain function over a wrapped model and a list of timesteps:
+`sample_ddim` knows nothing of patches, `FusedEps` turns a patch UNet into a whole-canvas
+eps(x_t, t), and the callback gets one dict per step.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import inspect
+import warnings
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -13,7 +16,34 @@ from .patches import PatchGrid
 from .runtime import as_unet_input
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-Callback = Callable[[int, int, torch.Tensor], None]
+Callback = Callable[[dict[str, Any]], None]  # callback(info) after every step: see sample_ddim
+
+
+def step_callback(callback: Callable | None) -> Callback | None:
+    """``callback`` as a one-dict callback. The old form ``callback(step, total, x0)`` (told apart by
+    its signature: it takes three arguments and not one) still works, called with
+    (info["i"] + 1, info["total"], info["denoised"]), with a DeprecationWarning."""
+    if callback is None or not _takes_three_not_one(callback):
+        return callback
+    warnings.warn("callback(step, total, x0) is deprecated: take one dict, callback(info), with info['i'] + 1, "
+                  "info['total'] and info['denoised']", DeprecationWarning, stacklevel=4)
+    return lambda info: callback(info["i"] + 1, info["total"], info["denoised"])
+
+
+def _takes_three_not_one(function: Callable) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: taken for the dict form
+        return False
+
+    def binds(*args) -> bool:
+        try:
+            signature.bind(*args)
+        except TypeError:
+            return False
+        return True
+
+    return binds(1, 1, None) and not binds({})
 
 
 class SamplingCancelled(RuntimeError):
@@ -74,15 +104,18 @@ def sample_ddim(eps_model: Callable[[torch.Tensor, int], torch.Tensor], x: torch
     x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps; at eta > 0 a share sigma_t of the
     direction term is fresh noise from `noise()` (Song et al. 2021, eq. 12).
     With clip_x0 the x0 estimate is clamped to [-1, 1] and eps re-derived from it (guided-diffusion).
-    `callback(i, S, x0_hat)` runs after every step i = 1..S.
+    ``callback(info)`` runs after every step, as in k-diffusion, with info = {"x": the x_t the step
+    started from, "i": the step's index 0..S-1, "t": its timestep, "denoised": its x0 estimate
+    (both in [-1, 1]), "total": S}.
     """
     total = len(timesteps)
     for i, (t, (abar, abar_prev)) in enumerate(zip(timesteps, coefficients)):
-        eps = eps_model(x, t)
-        x0 = (x - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+        x_t = x
+        eps = eps_model(x_t, t)
+        x0 = (x_t - (1 - abar) ** 0.5 * eps) / abar ** 0.5
         if clip_x0:
             x0 = x0.clamp(-1, 1)
-            eps = (x - abar ** 0.5 * x0) / (1 - abar) ** 0.5
+            eps = (x_t - abar ** 0.5 * x0) / (1 - abar) ** 0.5
         sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)) ** 0.5
         x = abar_prev ** 0.5 * x0 + max(0.0, 1 - abar_prev - sigma ** 2) ** 0.5 * eps
         if sigma > 0:
@@ -90,5 +123,5 @@ def sample_ddim(eps_model: Callable[[torch.Tensor, int], torch.Tensor], x: torch
                 raise ValueError("eta > 0 needs a noise source")
             x = x + sigma * noise()
         if callback is not None:
-            callback(i + 1, total, x0)
+            callback({"x": x_t, "i": i, "t": t, "denoised": x0, "total": total})
     return x

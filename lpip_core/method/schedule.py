@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..checks import check_float, check_int, shown
+from ..checks import check_choice, check_float, check_int, shown
 
 SPACINGS = ("trailing", "leading")
 MAX_TIMESTEPS = 10_000
@@ -98,3 +98,34 @@ class NoiseSchedule:
         abar = self.alphas_cumprod
         prev = timesteps[1:] + [None]
         return [(abar[t].item(), 1.0 if p is None else abar[p].item()) for t, p in zip(timesteps, prev)]
+
+
+def steps_until_end(steps: int, end_percent: float) -> int:
+    """How many of ``steps`` steps run when sampling ends at ``end_percent`` of them (rounded half up,
+    at least one). Checks both, so that every caller refuses a bad value the same way (and before a
+    huge ``steps`` overflows the product)."""
+    check_int("steps", steps, 1, MAX_TIMESTEPS)
+    check_float("end_percent", end_percent, 0, 1, open_low=True)
+    return max(1, int(end_percent * steps + 0.5))
+
+
+def denoised_timesteps(schedule: NoiseSchedule, steps: int, denoise: float, spacing: str) -> list[int]:
+    """The DDIM timesteps of ``steps`` steps at a denoise strength (KSampler's rule: the last ``steps``
+    of a schedule of int(steps / denoise) steps, capped at the schedule's length)."""
+    if denoise >= 1:
+        return schedule.ddim_timesteps(steps, spacing)
+    ratio = steps / denoise  # inf for a denoise near 0 (5e-324)
+    total = schedule.timesteps if ratio >= schedule.timesteps else max(steps, int(ratio))
+    return schedule.ddim_timesteps(total, spacing)[-steps:]
+
+
+def sampling_timesteps(schedule: NoiseSchedule, steps: int, *, denoise: float = 1.0, end_percent: float = 1.0,
+                       spacing: str = "trailing") -> list[int]:
+    """The timesteps a run visits, decreasing, built once before sampling (ComfyUI's BasicScheduler
+    with its denoise, then SplitSigmas at ``end_percent``). Empty when ``denoise`` is 0 (nothing to
+    sample: the upsampled input is the result). Checks every argument, naming it and its range."""
+    check_choice("spacing", spacing, SPACINGS)
+    check_int("steps", steps, 1, schedule.timesteps)
+    check_float("denoise", denoise, 0, 1)
+    run = steps_until_end(steps, end_percent)
+    return denoised_timesteps(schedule, steps, denoise, spacing)[:run] if denoise > 0 else []

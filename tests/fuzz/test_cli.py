@@ -204,9 +204,12 @@ def test_degrade_options_reject_nonsense(face16, tmp_path, options, needle):
     (["--seed", str(2 ** 64)], "seed must be an integer in 0..2**64 - 1"),
     (["--steps", "0"], "steps must be an integer in 1..1000"),
     (["--steps", "many"], "invalid int value: 'many'"),
-    (["--patch", "7"], "patch must be a multiple of 2"),
+    (["--patch-size", "7"], "patch_size must be a multiple of 2"),
+    (["--patch", "7"], "patch_size must be a multiple of 2"),  # the old flag, still accepted
+    (["--max-patch-batch", "0"], "max_patch_batch must be an integer in >= 1"),
+    (["--input-is", "big"], "invalid choice: 'big'"),
     (["--fusion", "max"], "invalid choice"),
-    (["--eta", "inf"], "eta must be in 0..1"),
+    (["--eta", "inf"], "eta must be a number in [0, 1]"),
 ])
 def test_restore_options_reject_nonsense(model_path, face16, tmp_path, options, needle):
     one_line(*run(["restore", face16, "-o", tmp_path / "o", "--model", model_path, "-q", *options]), needle)
@@ -218,7 +221,7 @@ BIG = str(10 ** 400)  # a number inside every open-ended range, beyond a float's
 @pytest.mark.parametrize("command, options, needle", [
     ("restore", ["--steps", BIG], "steps must be an integer in 1..10000"),
     ("restore", ["--samples", BIG], "samples must be an integer in 1..1000"),
-    ("restore", ["--patch", BIG], "patch must be an integer in 2..8192"),
+    ("restore", ["--patch-size", BIG], "patch_size must be an integer in 2..8192"),
     ("restore", ["--scale", BIG], "at most 8192 px a side"),
     ("degrade", ["--scale", BIG], "--scale must be a number in [1, 64]"),
     ("degrade", ["--jpeg", BIG], "--jpeg must be a number in [1, 100]"),
@@ -264,9 +267,9 @@ def test_numbers_beyond_a_float_are_value_errors_in_the_api():
 
 
 def test_the_memory_guard_is_one_line(model_path, tmp_path, monkeypatch):
-    from lpip_core.method import restoration
+    from lpip_core.method import memory
 
-    monkeypatch.setattr(restoration, "available_memory", lambda device: 2 ** 30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 ** 30)
     big = write_image(torch.rand(1, 3, 1024, 1024), tmp_path / "big.png")
     one_line(*run(["restore", big, "-o", tmp_path / "o", "--model", model_path, "-q"]),
              "not enough memory: restoring 1 image(s) to 4096x4096 px needs about", "a smaller image")
@@ -283,7 +286,7 @@ def test_a_decompression_bomb_is_one_line(model_path, tmp_path):
 def test_a_photo_warns_that_it_is_not_a_face_crop(model_path, tmp_path):
     photo = write_image(read_image(FIXTURES / "hopper_aligned_128.png"), tmp_path / "photo.png")
     code, err = run(["restore", photo, "-o", tmp_path / "o", "--model", model_path, "--steps", 1, "-q",
-                     "--max-batch", 64])
+                     "--max-batch", 64])  # the old name of --max-patch-batch, still accepted
     assert code == 0 and "warning: photo.png is 128x128 px, but the model restores 16 px faces" in err
 
 
@@ -313,7 +316,7 @@ numbers = st.one_of(st.integers(-3, 300), st.sampled_from(["0", "-0", "nan", "in
                     st.just(str(2 ** 64)))
 degrade_options = st.dictionaries(st.sampled_from(["--scale", "--blur", "--downscale", "--noise", "--jpeg", "--seed"]),
                                   numbers, max_size=4)
-restore_options = st.dictionaries(st.sampled_from(["--steps", "--eta", "--patch", "--stride", "--max-batch", "--seed",
+restore_options = st.dictionaries(st.sampled_from(["--steps", "--eta", "--patch-size", "--stride", "--max-patch-batch", "--seed",
                                                    "--fusion"]), numbers, max_size=3)
 
 

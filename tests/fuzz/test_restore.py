@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lpip_core import restore
-from lpip_core.method import patches, restoration
-from lpip_core.method.restoration import memory_estimate
+from lpip_core.method import memory, patches, restoration
+from lpip_core.method.memory import memory_estimate
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = tiny_model()
@@ -27,8 +27,8 @@ GUARD_LIMIT = 64 * 2 ** 20  # bytes the fuzzed runs may plan to use
 @pytest.fixture
 def small_memory(monkeypatch):
     """The device reports GUARD_LIMIT / MEMORY_SHARE bytes free."""
-    free = int(GUARD_LIMIT / restoration.MEMORY_SHARE) + 1
-    monkeypatch.setattr(restoration, "available_memory", lambda device: free)
+    free = int(GUARD_LIMIT / memory.MEMORY_SHARE) + 1
+    monkeypatch.setattr(memory, "available_memory", lambda device: free)
     return GUARD_LIMIT
 
 
@@ -53,14 +53,14 @@ def images():
 options = st.fixed_dictionaries({}, optional={
     "steps": st.one_of(st.integers(-1, 3), st.sampled_from([1001, 2.5, True])),
     "eta": st.one_of(st.floats(-0.5, 1.5), st.sampled_from([float("nan"), "0"])),
-    "patch": st.one_of(st.none(), st.integers(-2, 20)),
+    "patch_size": st.one_of(st.none(), st.integers(-2, 20)),
     "stride": st.one_of(st.none(), st.integers(-1, 20)),
     "fusion": st.sampled_from(["mean", "median", "gaussian", "max", None]),
-    "max_batch": st.one_of(st.none(), st.integers(-1, 70)),
+    "max_patch_batch": st.one_of(st.none(), st.integers(-1, 70)),
     "seed": st.one_of(st.integers(0, 2 ** 64 + 2), st.sampled_from([-1, 2 ** 64 - 1, 2 ** 64, 1.5])),
     "scale": st.one_of(st.none(), st.integers(-1, 5)),
     "whole_image": st.booleans(),
-    "upsampled": st.booleans(),
+    "input_is": st.sampled_from(["low_resolution", "already_upscaled", "upscaled"]),
 })
 
 
@@ -70,9 +70,10 @@ def clearly_valid(lq, kw) -> bool:
             and bool(lq.numel() == 0 or (torch.isfinite(lq).all() and lq.min() >= 0 and lq.max() <= 1))
             and kw.get("steps", 25) in (1, 2, 3) and not isinstance(kw.get("steps"), bool)
             and isinstance(kw.get("eta", 0.0), float) and 0 <= kw.get("eta", 0.0) <= 1
-            and kw.get("patch") is None and kw.get("stride") is None
+            and kw.get("patch_size") is None and kw.get("stride") is None
             and kw.get("fusion", "mean") in ("mean", "median", "gaussian")
-            and (kw.get("max_batch") is None or kw["max_batch"] >= 1) and kw.get("scale") in (None, 4)
+            and (kw.get("max_patch_batch") is None or kw["max_patch_batch"] >= 1)
+            and kw.get("input_is", "low_resolution") != "upscaled" and kw.get("scale") in (None, 4)
             and isinstance(kw.get("seed", 0), int) and 0 <= kw.get("seed", 0) < 2 ** 64)
 
 
@@ -89,7 +90,7 @@ def test_restore_gives_a_correct_result_or_a_clear_value_error(small_memory, lq,
         return
     batch = lq.shape[0] if lq.ndim == 4 else 1
     h, w = lq.shape[-2:]
-    scale = 1 if kw.get("upsampled") else kw.get("scale") or 4
+    scale = 1 if kw.get("input_is") == "already_upscaled" else kw.get("scale") or 4
     assert out.shape == (batch, 3, h * scale, w * scale)
     assert out.dtype == torch.float32 and torch.isfinite(out).all() and ((out >= 0) & (out <= 1)).all()
 
@@ -102,11 +103,11 @@ def test_a_smaller_chunk_from_the_guard_changes_nothing(monkeypatch, size, fusio
     reference = restore(MODEL, lq, steps=1, fusion=fusion, whole_image=whole, seed=3)
     fixed, per_patch = memory_estimate(MODEL.config, 1, (size // 4 * 4,) * 2, *_grid(size // 4 * 4, whole),
                                        fusion, torch.float32)
-    held = restoration.held_memory(1, (size // 4,) * 2, (size // 4 * 4,) * 2, 1)
-    tight = int((fixed + per_patch * chunk + held) / restoration.MEMORY_SHARE) + 1
+    held = memory.held_memory(1, (size // 4,) * 2, (size // 4 * 4,) * 2, 1)
+    tight = int((fixed + per_patch * chunk + held) / memory.MEMORY_SHARE) + 1
     chunks = []
     with monkeypatch.context() as m:  # undone after each example
-        m.setattr(restoration, "available_memory", lambda device: tight)
+        m.setattr(memory, "available_memory", lambda device: tight)
         m.setattr(restoration, "FusedEps", _recording(chunks))
         out = restore(MODEL, lq, steps=1, fusion=fusion, whole_image=whole, seed=3)
     torch.testing.assert_close(out, reference, rtol=0, atol=1e-4)  # float rounding of other batch sizes
@@ -136,7 +137,7 @@ def _recording(chunks):
 def test_the_guard_refuses_what_cannot_fit_before_allocating(monkeypatch, size, scale, kwargs, needle):
     model = tiny_model(scale=scale, patch=16)
     lq = torch.zeros(1, 3, size, size)
-    monkeypatch.setattr(restoration, "available_memory", lambda device: 2 * 2 ** 30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2 ** 30)
     monkeypatch.setattr(restoration, "resize", lambda *a: pytest.fail("allocated before the guard"))
     with pytest.raises(ValueError, match="not enough memory") as ei:
         restore(model, lq, steps=1, **kwargs)
@@ -167,29 +168,29 @@ def test_grid_cache_is_bounded_by_bytes(monkeypatch):
 MEASURE = textwrap.dedent("""
     import ast, json, sys, torch
     from lpip_core import LPIPModel, ModelConfig, PRESETS, restore
-    from lpip_core.method import restoration as R
+    from lpip_core.method import memory as M, plan as P
     torch.set_num_threads(1)
 
     def status(field):
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
 
-    fit, free, plan = R.fit_memory, R.available_memory, {}
+    fit, free, plan = P.fit_memory, M.available_memory, {}
     def spy(*a):  # the plan's estimate: one pass's images, its patch chunk and what the whole batch holds
         chunk, images = fit(*a)
-        fixed, per_patch = R.memory_estimate(a[0], images, *a[2:6], a[8])
+        fixed, per_patch = M.memory_estimate(a[0], images, *a[2:6], a[8])
         plan["estimate"] = fixed + per_patch * chunk + a[9]
         return chunk, images
-    R.fit_memory = spy
+    P.fit_memory = spy
     out = []
     for preset, scale, patch, shape, available, kw in ast.literal_eval(sys.argv[1]):
         if preset:
             cfg = ModelConfig(unet=PRESETS[preset], scale=scale, hq_size=16 * scale, patch=patch, stride=patch // 2)
             model = LPIPModel(cfg).eval()
         else:  # a model that costs nothing: the sampler's own memory alone
-            model, kw = (lambda x, lq, t: torch.zeros_like(x)), dict(kw, scale=scale, patch=patch)
+            model, kw = (lambda x, lq, t: torch.zeros_like(x)), dict(kw, scale=scale, patch_size=patch)
         restore(model, torch.rand(2, 3, 4, 4), steps=1, **kw)
-        R.available_memory = (lambda device: available) if available else free
+        M.available_memory = (lambda device: available) if available else free
         lq = torch.rand(*shape)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the peak (VmHWM) starts again from the current RSS

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lpip_core.method.restoration import RECOMMENDED_END_PERCENT, steps_run
+from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
+from lpip_core.method.schedule import steps_until_end
 from tools.browser import ComfyPage, chromium
 from tools.comfyui import LATEST_VERSION, REPO_ROOT
 
@@ -168,7 +169,7 @@ def check_grid(ui: ComfyPage, entry: dict, title: str) -> None:
     ui.show_node(node)
     ui.page.wait_for_function("(id) => window.app.graph.getNodeById(id).lpipGrid.images.length", arg=node)
     info = ui.js("(id) => window.app.graph.getNodeById(id).lpipGrid.info.textContent", node)
-    run = steps_run(STEPS, RECOMMENDED_END_PERCENT)
+    run = steps_until_end(STEPS, RECOMMENDED_END_PERCENT)
     assert info == f"patch 16 px, stride 8 px: 49 patches per step, {run} UNet calls, {run} steps"
     plain = canvas_pixels(ui, node, "patch_grid")
     ui.page.locator(".lpip-diff-grid-toggle").first.check()

@@ -230,6 +230,15 @@ IN_COMFY = textwrap.dedent(r'''
         report["interrupt"] = [len(calls), len(emptied)]
 
     net.forward = forward
+    report["bad_inputs"] = {}  # the node does not check these: restore does, in the node's input names
+    for name, value in (("input_is", "big"), ("fusion", "mode"), ("patch_size", 15), ("stride", 17),
+                        ("max_patch_batch", 0), ("eta", 2.0)):
+        try:
+            sample(**{name: value})
+            report["bad_inputs"][name] = "no error"
+        except ValueError as e:
+            report["bad_inputs"][name] = str(e)
+
     mm.interrupt_current_processing(True)  # as POST /interrupt does: the cancel check stops sampling
     try:
         sample()
@@ -304,6 +313,17 @@ def test_sampler_output_and_injected_oom(in_comfy):
     assert in_comfy["oom_emptied"] == 3 and in_comfy["oom_largest_after"] == 8
     assert in_comfy["oom_same_result"] is True
     assert "out of memory even with max_patch_batch=1 (started at 4)" in in_comfy["oom_1"]
+
+
+def test_bad_sampler_inputs_are_named_with_their_accepted_values(in_comfy):
+    """The node leaves the checks to restore, whose errors name the same inputs and their ranges."""
+    assert in_comfy["bad_inputs"] == {
+        "input_is": "input_is must be one of low_resolution, already_upscaled, got 'big'",
+        "fusion": "fusion must be one of mean, median, gaussian, got 'mode'",
+        "patch_size": "patch_size must be a multiple of 2 (the UNet's down-sampling), got 15",
+        "stride": "stride must be an integer in 1..16, got 17",
+        "max_patch_batch": "max_patch_batch must be an integer >= 1, got 0",
+        "eta": "eta must be a number in [0, 1], got 2.0"}
 
 
 def test_interrupt_inside_the_retry_loop_is_not_swallowed(in_comfy):

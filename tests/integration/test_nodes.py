@@ -144,6 +144,10 @@ def test_object_info_inputs_tooltips_and_defaults(comfy_server, tiny_checkpoint)
     end = info["LPIPPatchFusedSampler"]["input"]["optional"]["end_percent"][1]
     assert (end["default"], end["min"], end["max"]) == (RECOMMENDED_END_PERCENT, 0.01, 1.0)
     assert s["input_is"][1]["options"] == ["low_resolution", "already_upscaled"]
+    # the rarely touched inputs are folded away where ComfyUI knows advanced inputs (0.28.2, not 0.3.75)
+    advanced = {name: s[name][1].get("advanced") for name in ("eta", "patch_size", "stride", "fusion", "max_patch_batch")}
+    assert advanced == dict.fromkeys(advanced, None if comfy_server.version == "0.3.75" else True), advanced
+    assert all(s[name][1].get("advanced") is None for name in ("seed", "steps", "input_is"))
     assert s["seed"][1]["control_after_generate"] is True
 
     d = inputs("LPIPDegradeFace")
@@ -548,7 +552,7 @@ def test_patch_larger_than_the_image_is_a_clear_error(comfy_server, tiny_checkpo
     _expect_error(comfy_server, prompt, "patch_size 128", "larger than the output image (64x48 px)",
                   "multiple of 2 from 2 to 48", node="3")
     prompt["3"] = sampler(["1", 0], ["2", 0], steps=1, patch_size=16, stride=17)
-    _expect_error(comfy_server, prompt, "stride 17", node="3")
+    _expect_error(comfy_server, prompt, "stride must be an integer in 1..16, got 17", node="3")
     prompt["3"] = sampler(["1", 0], ["2", 0], steps=1, fusion="mode")
     _expect_error(comfy_server, prompt, "fusion", "mean, median, gaussian", node="3")
 
@@ -742,7 +746,7 @@ def test_sampler_reports_its_patch_grid(comfy_server, tiny_checkpoint, lq_faces)
     out = comfy_server.run(prompt, timeout=120)["outputs"]["3"]
     grid, = out["lpip_grid"]
     assert grid == {"width": 64, "height": 64, "patch": [16, 16], "stride": [8, 8], "ys": list(range(0, 49, 8)),
-                    "xs": list(range(0, 49, 8)), "patches_per_step": 49, "max_batch": 5, "steps": 2, "unet_calls": 20,
+                    "xs": list(range(0, 49, 8)), "patches_per_step": 49, "max_patch_batch": 5, "steps": 2, "unet_calls": 20,
                     "images": 1, "samples": 1}
     preview, = out["lpip_preview"]
     assert preview["type"] == "temp" and (comfy_server.temp_dir / preview["subfolder"] / preview["filename"]).is_file()
