@@ -319,7 +319,7 @@ def cmd_evaluate(args) -> None:
              holdout=args.holdout, steps=args.steps,
              seed=args.seed, faces_limit=args.faces, grid_faces=args.grid_faces, patch_factors=factors,
              fusions=[f.strip() for f in args.fusions.split(",") if f.strip()], min_face_size=args.min_face_size,
-             align=args.align, max_batch=args.max_batch, overwrite=args.overwrite,
+             align=args.align, max_patch_batch=args.max_patch_batch, overwrite=args.overwrite,
              device=_device(args.device), progress=not args.quiet, command=args.command_line)
     print(Path(args.out) / "protocols.md")
     if not args.quiet:
@@ -422,7 +422,8 @@ def _evaluate_parser(sub) -> None:
                    help="Table I's fusions, mean first (default mean,median,gaussian; without median no Table III)")
     e.add_argument("--min-face-size", type=int, help="skip faces smaller than this natively (default: hq size)")
     e.add_argument("--align", action="store_true", help="detect and align faces first (for unaligned photos)")
-    e.add_argument("--max-batch", type=int, help="patches per UNet call (memory; default: automatic)")
+    e.add_argument("--max-patch-batch", type=int, help="patches per UNet call (memory; default: automatic)")
+    e.add_argument("--max-batch", dest="max_patch_batch", type=int, help=argparse.SUPPRESS)  # the old name
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     e.add_argument("--threads", type=int, help="torch CPU threads (timings depend on it)")
     e.add_argument("--overwrite", action="store_true", help="replace results that exist in -o (default: refuse)")

@@ -39,7 +39,8 @@ from ..data.split import read_split
 from ..files import atomic_output, quantize_8bit, to_pil
 from ..method.checkpoint import load_model
 from ..method.patches import FUSIONS, patch_starts
-from ..method.restoration import RECOMMENDED_END_PERCENT, restore, steps_run
+from ..method.restoration import RECOMMENDED_END_PERCENT, restore
+from ..method.schedule import steps_until_end
 from ..outputs import Output, plan_outputs
 from ..resize import resize
 from .metrics import psnr, ssim
@@ -138,7 +139,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
              holdout: str | os.PathLike | None = None, steps: int = 25, seed: int = 0,
              faces_limit: int | None = None, grid_faces: int = 6, patch_factors: Sequence[float] = TABLE2_FACTORS,
              fusions: Sequence[str] = FUSIONS,
-             min_face_size: int | None = None, align: bool = False, max_batch: int | None = None,
+             min_face_size: int | None = None, align: bool = False, max_patch_batch: int | None = None,
              overwrite: bool = False, device: str | torch.device = "cpu", progress: bool = True,
              command: str | None = None) -> dict:
     """Evaluate a checkpoint on the faces of `data_dir` (those listed in `holdout`, else all) under
@@ -167,7 +168,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     started = time.perf_counter()
     protocols, denoise, denoise_sweep, fusions = _check_arguments(protocols, steps, seed, grid_faces, denoise,
                                                                   denoise_sweep, samples, end_percent, fusions,
-                                                                  max_batch, faces_limit)
+                                                                  max_patch_batch, faces_limit)
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     _plan_files(model_path, data_dir, out_dir, holdout, bool(denoise_sweep), grid_faces, overwrite)
     model = load_model(model_path, device=device)
@@ -180,7 +181,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     plans = [plan_methods(config.patch, config.stride, config.unet.downsample_factor, factors, denoise,
                           denoise_sweep, fusions, samples) for factors in (patch_factors, ())]  # Table II: first only
     grid = _Grid(_grid_indices(len(faces.names), grid_faces), tuple(plans[0].table1[:3]))
-    restorer = _Restorer(model, hq_size, steps, seed, end_percent, max_batch)
+    restorer = _Restorer(model, hq_size, steps, seed, end_percent, max_patch_batch)
     rows, per_protocol = _run_protocols(restorer, faces, protocols, plans, lq_size, grid, progress)
     results = {
         "command": command or _python_call(model_path, data_dir, out_dir, scale, holdout, steps, seed, faces_limit,
@@ -191,7 +192,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
                      "samples": samples, "end_percent": end_percent,
                      "steps": steps, "seed": seed, "faces_limit": faces_limit, "grid_faces": grid_faces,
                      "patch_factors": list(patch_factors), "min_face_size": min_face_size, "align": align,
-                     "max_batch": max_batch, "device": str(device)},
+                     "max_patch_batch": max_patch_batch, "device": str(device)},
         "model": {"file": model_path.name, "config": config.to_dict()},
         "faces": {"count": len(faces.names), "names": faces.names, "skipped_too_small_or_no_face": faces.skipped,
                   "grid": [faces.names[i] for i in grid.index]},
@@ -209,7 +210,7 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
 # --- the steps of evaluate: check, load, run methods -> score -> retrieval, reports --------------------
 
 def _check_arguments(protocols, steps, seed, grid_faces, denoise, denoise_sweep, samples, end_percent, fusions,
-                     max_batch, faces_limit) -> tuple[tuple[str, ...], float, tuple[float, ...], tuple[str, ...]]:
+                     max_patch_batch, faces_limit) -> tuple[tuple[str, ...], float, tuple[float, ...], tuple[str, ...]]:
     """Every argument checked before any work; returns (protocols, denoise, denoise_sweep, fusions) as
     evaluate uses them."""
     protocols = check_protocols(protocols)
@@ -219,14 +220,14 @@ def _check_arguments(protocols, steps, seed, grid_faces, denoise, denoise_sweep,
     denoise = check_float("denoise", denoise, 0, 1, open_low=True)  # 1 = from pure noise
     if samples is not None:
         check_int("samples", samples, 1, 16)
-    steps_run(steps, end_percent)  # checks end_percent
+    steps_until_end(steps, end_percent)  # checks end_percent
     fusions = tuple(fusions)
     if not fusions or fusions[0] != "mean" or len(set(fusions)) < len(fusions) or not set(fusions) <= set(FUSIONS):
         raise ValueError(f"fusions must start with mean and name each of {', '.join(FUSIONS)} at most once, "
                          f"got {', '.join(map(str, fusions)) or 'none'}")
     denoise_sweep = tuple(check_float("denoise_sweep item", d, 0, 1, open_low=True) for d in denoise_sweep)
-    if max_batch is not None:
-        check_int("max_batch", max_batch, 1)
+    if max_patch_batch is not None:
+        check_int("max_patch_batch", max_patch_batch, 1)
     if faces_limit is not None:
         check_int("faces_limit", faces_limit, 1)
     return protocols, denoise, denoise_sweep, fusions
@@ -286,7 +287,7 @@ class _Restorer:
     steps: int
     seed: int  # face i samples with seed + i
     end_percent: float
-    max_batch: int | None
+    max_patch_batch: int | None
 
     def __call__(self, method: Method, lq: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
         """(the result [1, 3, hq_size, hq_size], the seconds it took)."""
@@ -295,8 +296,8 @@ class _Restorer:
         if method.kind == "bicubic":
             out = resize(lq, size)
         else:
-            out = restore(self.model, lq, steps=self.steps, seed=seed_for(self.seed, i), max_batch=self.max_batch,
-                          whole_image=method.kind == "whole", patch=method.patch, stride=method.stride,
+            out = restore(self.model, lq, steps=self.steps, seed=seed_for(self.seed, i), max_patch_batch=self.max_patch_batch,
+                          whole_image=method.kind == "whole", patch_size=method.patch, stride=method.stride,
                           fusion=method.fusion, denoise=method.denoise, samples=method.samples,
                           end_percent=self.end_percent)
             out = resize(out, size)  # the rest of `scale` by bicubic (else a no-op)
@@ -514,7 +515,7 @@ def _caption(results: dict) -> str:
     which = f"held-out faces ({Path(s['holdout']).name})" if s["holdout"] else "faces (every image of the folder)"
     averaged = "" if s["samples"] == 1 else f", each diffusion result the mean of {s['samples']} samples"
     end = s.get("end_percent", 1)
-    run = steps_run(s["steps"], end)
+    run = steps_until_end(s["steps"], end)
     ended = "" if run >= s["steps"] else f", ending at {end:g} of the steps (step {run}: its estimate of the clean face)"
     model_scale = model["config"]["scale"]
     cascade = "" if model_scale == s["scale"] else \

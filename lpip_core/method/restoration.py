@@ -30,7 +30,6 @@ RECOMMENDED_END_PERCENT = 0.6
 SAMPLE_SEED_STRIDE = 1000  # restore(samples=K): sample k of image b uses seed + b + 1000 k
 # restore's keywords before the API, the CLI and the nodes shared one vocabulary: old -> new
 RENAMED_KEYWORDS = {"patch": "patch_size", "max_batch": "max_patch_batch", "upsampled": "input_is"}
-steps_run = steps_until_end  # the old name, for callers not yet moved to schedule.steps_until_end
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
