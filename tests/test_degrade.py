@@ -5,11 +5,8 @@ import torch
 
 from lpip_core import DegradeParams, degrade, psnr, random_params
 from lpip_core.resize import resize
+from lpip_core.sharpness import high_frequency_energy
 from lpip_core.training.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
-
-
-def high_frequency_energy(x):
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
 def test_random_degradation_is_deterministic_per_seed(hopper):
