@@ -275,7 +275,7 @@ IN_COMFY = textwrap.dedent(r'''
                  color_match="none")
     lq = dict(image=photo, mode="manual", seed=0, blur_sigma=1.0, downscale=4.0, noise_sigma=5.0, jpeg_quality=80)
     bad = {
-        "crop_image": lambda: FaceCropAlign.execute(**{**crop, "image": photo * 2}),
+        "crop_image": lambda: FaceCropAlign.execute(**{**crop, "image": photo * 3}),
         "crop_face_size": lambda: FaceCropAlign.execute(**{**crop, "face_size": 8}),
         "crop_select": lambda: FaceCropAlign.execute(**{**crop, "select": "biggest"}),
         "crop_index": lambda: FaceCropAlign.execute(**{**crop, "index": -1}),
