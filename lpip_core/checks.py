@@ -1,7 +1,9 @@
 """Range checks for configs and arguments: a ValueError that starts with the field's name and says
-the accepted range, so that callers can prefix where the field lives (``config.unet.``)."""
+the accepted range, so that callers can prefix where the field lives (``config.unet.``) or give the
+field their own name (:func:`renamed`: a CLI option, a node input)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import sys
@@ -27,24 +29,38 @@ def finite(value) -> bool:
     return math.isfinite(value)
 
 
-def check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """An int (not a bool; a numpy integer counts) in low..high (no upper bound when high is None)."""
+def _said(hint: str) -> str:
+    return f" ({hint})" if hint else ""
+
+
+def check_int(name: str, value, low: int, high: int | None = None, *, hint: str = "") -> int:
+    """An int (not a bool; a numpy integer counts) in low..high (no upper bound when high is None).
+    ``hint``: what the values mean, said after the range ("0 = the largest face")."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
             (high is not None and value > high):
         accepted = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {accepted}, got {shown(value)}")
+        raise ValueError(f"{name} must be an integer in {accepted}{_said(hint)}, got {shown(value)}")
     return int(value)
 
 
 def check_float(name: str, value, low: float, high: float, *, open_low: bool = False,
-                open_high: bool = False) -> float:
-    """A finite int or float (not a bool; numpy numbers count) in the interval; open ends exclude the bound."""
+                open_high: bool = False, hint: str = "") -> float:
+    """A finite int or float (not a bool; numpy numbers count) in the interval; open ends exclude the
+    bound (an infinite bound is never reached: -inf..inf takes any finite number)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and finite(value)
     ok = ok and (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
-        accepted = f"{'(' if open_low else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
-        raise ValueError(f"{name} must be a number in {accepted}, got {shown(value)}")
+        accepted = f"{'(' if open_low or low == -math.inf else '['}{low}, {high}" \
+                   f"{')' if open_high or high == math.inf else ']'}"
+        raise ValueError(f"{name} must be a number in {accepted}{_said(hint)}, got {shown(value)}")
     return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """True or False (not 0 or 1, not a string: a workflow's "false" must not switch something on)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {shown(value)}")
+    return value
 
 
 def check_choice(name: str, value, choices) -> str:
@@ -54,14 +70,31 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_int_list(name: str, value, low: int, high: int, *, min_len: int, max_len: int) -> tuple[int, ...]:
-    """A list or tuple of min_len..max_len ints, each in low..high."""
+def check_int_list(name: str, value, low: int, high: int | None, *, min_len: int, max_len: int) -> tuple[int, ...]:
+    """A list or tuple of min_len..max_len ints, each in low..high (no upper bound when high is None)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or \
             not min_len <= len(value) <= max_len:
-        raise ValueError(f"{name} must be a list of {min_len} to {max_len} integers, got {shown(value)}")
+        count = min_len if min_len == max_len else f"{min_len} to {max_len}"
+        raise ValueError(f"{name} must be a list of {count} integers, got {shown(value)}")
     for item in value:
         check_int(f"{name} item", item, low, high)
     return tuple(value)
+
+
+@contextlib.contextmanager
+def renamed(names: dict[str, str]):
+    """Inside the block, a ValueError whose message starts with one of ``names``' keys (an argument
+    of lpip_core) starts with its value instead (what the caller calls it: ``--upscale``, a node's
+    input): the one translation from the core's names to the command line's and the nodes'."""
+    try:
+        yield
+    except ValueError as e:
+        text = str(e)
+        for core, outer in names.items():
+            if text.startswith(core + " "):
+                e.args = (outer + text[len(core):],)
+                break
+        raise
 
 
 def check_output_scale(scale, model_scale: int) -> int:

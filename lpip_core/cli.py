@@ -12,13 +12,18 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checks import MAX_SIDE, check_float, check_int, shown
+from .checks import MAX_SIDE, check_float, check_int, renamed, shown
 from .data.degrade import MAX_DOWNSCALE, MIN_DOWNSCALE, RESAMPLE_KERNELS
 from .method.patches import FUSIONS
 from .method.plan import ALREADY_UPSCALED, INPUT_KINDS, LOW_RESOLUTION
 from .method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT, SAMPLE_SEED_STRIDE
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "lpip_x4_64.safetensors"
+# The options whose lpip_core argument has another name: errors of the core's checks say the option.
+PHOTO_OPTIONS = {"max_face_px": "--max-face-px", "upscaled_by": "--upscale", "upsample": "--upsample",
+                 "min_score": "--min-score"}
+DEGRADE_OPTIONS = {"blur_sigma": "--blur", "downscale": "--downscale", "noise_sigma": "--noise",
+                   "jpeg_quality": "--jpeg", "resample": "--resample", "seed": "--seed"}
 
 
 class CliError(Exception):
@@ -120,21 +125,13 @@ def cmd_restore(args) -> None:
         raise CliError("--photo: faces are cut from each photo, restored and pasted back at the photo's size; "
                        "leave out --scale, --input-is already_upscaled and --whole-image")
     if args.photo:
-        from .faces.detect import UPSAMPLE_RANGE
+        from .faces.detect import check_detection
         from .photo import check_upscaled_by, face_limit
 
-        try:
+        with renamed(PHOTO_OPTIONS):  # before the model loads
             face_limit(args.max_face_px, 16)
-        except ValueError:
-            raise CliError(f"--max-face-px must be 0 (automatic), -1 (no limit) or a size in px > 0, got "
-                           f"{args.max_face_px:g}") from None
-        try:
             check_upscaled_by(args.upscale)
-        except ValueError:
-            raise CliError(f"--upscale must be a number in [0.1, 64], got {args.upscale:g}") from None
-        if not UPSAMPLE_RANGE[0] <= args.upsample <= UPSAMPLE_RANGE[1]:
-            raise CliError(f"--upsample must be an integer in {UPSAMPLE_RANGE[0]}..{UPSAMPLE_RANGE[1]}, "
-                           f"got {args.upsample}")
+            check_detection(upsample=args.upsample, min_score=args.min_score)
     device = _device(args.device)
     model = load_model(model_path, device=device)
     samples = model.config.samples if args.samples is None else args.samples
@@ -189,28 +186,30 @@ def _restore_photos(args, model, samples, inputs, plan, bar) -> None:
     bar.close()
 
 
-def _check_options(args, ranges: dict[str, tuple[float, float]]) -> None:
-    """--option values within their ranges (None = not given)."""
-    for name, (low, high) in ranges.items():
-        if getattr(args, name) is not None:
-            try:
-                check_float(name, getattr(args, name), low, high)
-            except ValueError as e:
-                raise CliError(f"--{e}") from None
+def _degrade_params(args):
+    """The manual degradation of the options (None: a random draw, no knob set), checked by
+    DegradeParams itself: its ranges are the command's."""
+    from .data.degrade import DegradeParams
+
+    if all(v is None for v in (args.blur, args.downscale, args.noise, args.jpeg, args.resample)):
+        return None
+    with renamed(DEGRADE_OPTIONS):
+        return DegradeParams(blur_sigma=args.blur or 0.0,
+                             downscale=args.downscale if args.downscale is not None else float(args.scale),
+                             noise_sigma=args.noise or 0.0, jpeg_quality=args.jpeg,
+                             resample=args.resample or "bicubic-aa")
 
 
 def cmd_degrade(args) -> None:
     from .checks import check_seed, seed_for
     from .files import read_image
-    from .data.degrade import BLUR_LIMITS, DOWNSCALE_LIMITS, JPEG_LIMITS, NOISE_LIMITS, DegradeParams, degrade
+    from .data.degrade import degrade
 
-    _check_options(args, {"scale": (1, 64), "blur": BLUR_LIMITS, "downscale": DOWNSCALE_LIMITS,
-                          "noise": NOISE_LIMITS, "jpeg": JPEG_LIMITS})
-    try:
+    check_float("--scale", args.scale, 1, 64)
+    params = _degrade_params(args)
+    manual = params is not None
+    with renamed(DEGRADE_OPTIONS):
         check_seed(args.seed, len(args.inputs))
-    except ValueError as e:
-        raise CliError(f"--{e}") from None
-    manual = any(v is not None for v in (args.blur, args.downscale, args.noise, args.jpeg, args.resample))
     sized = _read_all(args.inputs)
     inputs = [p for p, _ in sized]
     for path, size in sized:
@@ -223,14 +222,7 @@ def cmd_degrade(args) -> None:
                          args.overwrite)
     for i, (path, targets) in enumerate(zip(inputs, plan)):
         hq = read_image(path)
-        if manual:
-            downscale = args.downscale if args.downscale is not None else float(args.scale)
-            params = DegradeParams(blur_sigma=args.blur or 0.0, downscale=downscale, noise_sigma=args.noise or 0.0,
-                                   jpeg_quality=args.jpeg, resample=args.resample or "bicubic-aa")
-            lq_size = None
-        else:
-            params = None
-            lq_size = (max(1, hq.shape[-2] // args.scale), max(1, hq.shape[-1] // args.scale))
+        lq_size = None if manual else (max(1, hq.shape[-2] // args.scale), max(1, hq.shape[-1] // args.scale))
         lq, lq_up = degrade(hq, params, seed=seed_for(args.seed, i), lq_size=lq_size)
         for image, target in zip((lq, lq_up), targets):
             print(_write(image, target))

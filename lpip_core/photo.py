@@ -6,24 +6,28 @@ node runs it under ComfyUI's control and the CLI with a progress bar.
 
 Why a size limit: the models take nothing from detail beyond their LQ size. A face whose aligned
 crop spans more source pixels than that is shrunk before restoring, and from a little above the LQ
-size Lanczos keeps more of it than the restoration adds (README "Faces bigger than 16 px").
+size Lanczos keeps more of it than the restoration adds (the face-size study, docs/experiments.md).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from PIL import Image
 
-from .faces.detect import FaceAlignment, align_faces, check_images
-from .faces.paste import face_masks, paste_faces
+from .checks import check_float, check_int
+from .faces.detect import FACE_SIZE_RANGE, FaceAlignment, align_faces, check_images
+from .faces.paste import check_paste, face_masks, paste_faces
 from .files import from_pil, to_pil
 
-__all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "face_limit", "check_upscaled_by", "split_by_size", "describe_faces",
-           "PhotoResult", "restore_photo", "upscale_lanczos"]
+__all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "UPSCALED_BY_RANGE", "face_limit", "check_upscaled_by",
+           "split_by_size", "describe_faces", "FoundFaces", "find_faces", "PhotoResult", "restore_photo",
+           "upscale_lanczos"]
 
-# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (tools/demo_score.py, README "The demo"),
+# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (tools/demo_score.py, docs/demo.md),
 # restored by the x4 model against Lanczos x4, by the crop's span in the photo: up to 17 px it wins
 # PSNR, SSIM and ID Sim; at 17-18 px it trails by 0.2 dB, ties SSIM and wins ID Sim; from 18 px it
 # loses PSNR and SSIM, more the bigger the face (-1.1 dB at 20-22 px, -3.2 dB at 24-27 px). The
@@ -32,24 +36,23 @@ __all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "face_limit", "check_upscaled_
 # lpip_x2_64.
 MAX_FACE_FACTOR = 1.125
 AUTO, NO_LIMIT = 0, -1  # values of max_face_px
+UPSCALED_BY_RANGE = (0.1, 64.0)  # how much a photo may have been enlarged before its faces are found
 
 
 def face_limit(max_face_px: float, lq_size: int) -> float | None:
     """The limit in source px (None: no limit). ``max_face_px``: AUTO (0) = MAX_FACE_FACTOR x the
     model's LQ size, NO_LIMIT (-1), or a number of px."""
-    if isinstance(max_face_px, bool) or not isinstance(max_face_px, (int, float)) or not (
-            max_face_px >= 0 or max_face_px == NO_LIMIT):
-        raise ValueError(f"max_face_px must be {AUTO} (automatic: {MAX_FACE_FACTOR:g} x the model's face size), "
-                         f"{NO_LIMIT} (no limit) or a size in px > 0, got {max_face_px!r}")
-    if max_face_px == NO_LIMIT:
+    lq_size = check_int("lq_size", lq_size, 1)
+    if isinstance(max_face_px, numbers.Real) and not isinstance(max_face_px, bool) and max_face_px == NO_LIMIT:
         return None
-    return MAX_FACE_FACTOR * lq_size if max_face_px == AUTO else float(max_face_px)
+    px = check_float("max_face_px", max_face_px, 0, math.inf,
+                     hint=f"{AUTO} = automatic, {MAX_FACE_FACTOR:g} x the model's face size; {NO_LIMIT} = no limit")
+    return MAX_FACE_FACTOR * lq_size if px == AUTO else px
 
 
 def check_upscaled_by(upscaled_by) -> float:
-    if isinstance(upscaled_by, bool) or not isinstance(upscaled_by, (int, float)) or not 0.1 <= upscaled_by <= 64:
-        raise ValueError(f"upscaled_by must be a number in [0.1, 64] (1 = the photo as taken), got {upscaled_by!r}")
-    return float(upscaled_by)
+    """How much the image was enlarged before its faces were found: a number in UPSCALED_BY_RANGE."""
+    return check_float("upscaled_by", upscaled_by, *UPSCALED_BY_RANGE, hint="1 = the photo as taken")
 
 
 def split_by_size(alignments: list[FaceAlignment], limit: float | None,
@@ -87,6 +90,46 @@ def describe_faces(alignments: list[FaceAlignment], keep: list[int], skip: list[
 
 
 @dataclass
+class FoundFaces:
+    """What :func:`find_faces` returns: every face found (``crops`` and their ``alignments``, in
+    detection order), the indices of those within the size limit (``keep``) and of those left alone
+    (``skip``), the ``limit`` in source px (None: none) and :func:`describe_faces`' line."""
+
+    crops: torch.Tensor
+    alignments: list[FaceAlignment]
+    keep: list[int]
+    skip: list[int]
+    limit: float | None
+    text: str
+
+    @property
+    def kept(self) -> list[FaceAlignment]:
+        return [self.alignments[i] for i in self.keep]
+
+    @property
+    def skipped(self) -> list[FaceAlignment]:
+        return [self.alignments[i] for i in self.skip]
+
+
+def find_faces(images: torch.Tensor, *, crop_size: int, lq_size: int, max_face_px: float = AUTO,
+               upscaled_by: float = 1.0, select: str = "all", index: int = 0, padding: float = 0.0, upsample: int = 1,
+               min_score: float = 0.0, mask: torch.Tensor | None = None) -> FoundFaces:
+    """The faces of BCHW ``images`` cut at ``crop_size`` px, split by the size limit
+    (:func:`face_limit` of ``max_face_px`` and the model's ``lq_size``; :func:`split_by_size` for
+    ``upscaled_by``). Every option is checked before the first image is searched. ``select``,
+    ``index``, ``padding``, ``upsample``, ``min_score``, ``mask``: as
+    :func:`~lpip_core.faces.detect.align_faces`."""
+    x = check_images(images, "images", batched=True)
+    check_int("crop_size", crop_size, *FACE_SIZE_RANGE)
+    limit = face_limit(max_face_px, lq_size)
+    check_upscaled_by(upscaled_by)
+    crops, alignments = align_faces(x, face_size=crop_size, select=select, index=index, padding=padding,
+                                    upsample=upsample, min_score=min_score, mask=mask)
+    keep, skip = split_by_size(alignments, limit, upscaled_by)
+    return FoundFaces(crops, alignments, keep, skip, limit, describe_faces(alignments, keep, skip, limit, upscaled_by))
+
+
+@dataclass
 class PhotoResult:
     """What :func:`restore_photo` returns: the images with the restored faces pasted back, the
     restored crops and their alignments, the faces left alone, the paste masks (B, H, W: 0 where a
@@ -106,33 +149,30 @@ def restore_photo(images: torch.Tensor, restore_crops: Callable[[torch.Tensor], 
                   lq_size: int, max_face_px: float = AUTO, upscaled_by: float = 1.0, select: str = "all",
                   upsample: int = 1, min_score: float = 0.0, mask: torch.Tensor | None = None, feather: float = 0.1,
                   color_match: str = "none", strength: float = 1.0) -> PhotoResult:
-    """Find the faces of BCHW ``images``, cut them at ``crop_size`` px, restore those within the
-    size limit (:func:`face_limit` of ``max_face_px`` and the model's ``lq_size``; see
-    :func:`split_by_size` for ``upscaled_by``) with ``restore_crops`` (N, 3, s, s) -> (N, 3, S, S)
-    in one call, and paste them back. ``select``, ``upsample``, ``min_score``, ``mask``: as
-    :func:`~lpip_core.faces.detect.align_faces`; ``feather``, ``color_match``, ``strength``: as
-    :func:`~lpip_core.faces.paste.paste_faces`."""
+    """The faces of BCHW ``images`` found as :func:`find_faces` finds them, those within the size
+    limit restored by ``restore_crops`` (N, 3, s, s) -> (N, 3, S, S) in one call and pasted back;
+    ``feather``, ``color_match``, ``strength``: as :func:`~lpip_core.faces.paste.paste_faces`
+    (checked before anything runs)."""
     x = check_images(images, "images", batched=True)
-    limit = face_limit(max_face_px, lq_size)
-    crops, alignments = align_faces(x, face_size=crop_size, select=select, upsample=upsample, min_score=min_score,
-                                    mask=mask)
-    keep, skip = split_by_size(alignments, limit, upscaled_by)
-    text = describe_faces(alignments, keep, skip, limit, upscaled_by)
-    kept = [alignments[i] for i in keep]
+    check_paste(feather, color_match, strength)
+    found = find_faces(x, crop_size=crop_size, lq_size=lq_size, max_face_px=max_face_px, upscaled_by=upscaled_by,
+                       select=select, upsample=upsample, min_score=min_score, mask=mask)
+    kept = found.kept
     count, _, h, w = x.shape
     if not kept:
-        return PhotoResult(x.clone(), crops[:0], [], [alignments[i] for i in skip], face_masks([], count, (h, w)),
-                           text, alignments)
-    restored = restore_crops(crops[keep]).to(x.device)
+        return PhotoResult(x.clone(), found.crops[:0], [], found.skipped, face_masks([], count, (h, w)), found.text,
+                           found.alignments)
+    restored = restore_crops(found.crops[found.keep]).to(x.device)
     out = paste_faces(x, restored, kept, feather=feather, color_match=color_match, strength=strength)
     masks = face_masks(kept, count, (h, w), feather=feather, strength=strength)
-    return PhotoResult(out, restored, kept, [alignments[i] for i in skip], masks, text, alignments)
+    return PhotoResult(out, restored, kept, found.skipped, masks, found.text, found.alignments)
 
 
 def upscale_lanczos(images: torch.Tensor, factor: float) -> torch.Tensor:
     """Enlarge BCHW images with Lanczos as ComfyUI's *Upscale Image By* (lanczos) does (PIL, 8-bit):
     the step before finding tiny faces."""
     x = check_images(images, "images", batched=True)
+    factor = check_float("factor", factor, *UPSCALED_BY_RANGE)
     if factor == 1:
         return x
     h, w = round(x.shape[-2] * factor), round(x.shape[-1] * factor)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lpip_core import DegradeParams, degrade
-from ..lpip_core.data.degrade import RESAMPLE_KERNELS
+from ..lpip_core.checks import check_choice
+from ..lpip_core.data.degrade import BLUR_LIMITS, LQ_JPEG_RANGE, LQ_NOISE_RANGE, NOISE_LIMITS, RESAMPLE_KERNELS
+from ..lpip_core.method.model import MAX_SCALE
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
 from .types import MAX_SEED
@@ -40,17 +42,20 @@ class DegradeFace(io.ComfyNode):
                                        "seed + i. manual: the values below."),
                 io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
                              tooltip="Seed of the random parameters (random mode) and of the noise."),
-                io.Float.Input("blur_sigma", default=1.0, min=0.0, max=50.0, step=0.1,
+                io.Float.Input("blur_sigma", default=1.0, min=float(BLUR_LIMITS[0]), max=float(BLUR_LIMITS[1]), step=0.1,
                                tooltip="manual: Gaussian blur sigma in pixels of the input image (0 = none)."),
-                io.Float.Input("downscale", default=4.0, min=1.0, max=16.0, step=0.5,
+                # Narrower than DegradeParams' range on purpose: the node makes the LQ face of a model of
+                # scale 1..MAX_SCALE (DegradeParams also serves the command line, which may enlarge).
+                io.Float.Input("downscale", default=4.0, min=1.0, max=float(MAX_SCALE), step=0.5,
                                tooltip="The LQ output is the input size divided by this (4: 64 -> 16 px, "
                                        "what an x4 model expects). In random mode the degradation's own "
                                        "downsampling is drawn at random and the result resized to this size."),
-                io.Float.Input("noise_sigma", default=5.0, min=0.0, max=255.0, step=0.5,
+                io.Float.Input("noise_sigma", default=5.0, min=float(NOISE_LIMITS[0]), max=float(NOISE_LIMITS[1]), step=0.5,
                                tooltip="manual: Gaussian noise sigma in 0..255 units at the LQ size (0 = none; "
-                                       "training: 1..15)."),
+                                       f"training: {LQ_NOISE_RANGE[0]:g}..{LQ_NOISE_RANGE[1]:g})."),
                 io.Int.Input("jpeg_quality", default=80, min=0, max=100,
-                             tooltip="manual: JPEG quality at the LQ size, 1..100 (0 = no JPEG; training: 35..95)."),
+                             tooltip=f"manual: JPEG quality at the LQ size, 1..100 (0 = no JPEG; training: "
+                                     f"{LQ_JPEG_RANGE[0]}..{LQ_JPEG_RANGE[1]})."),
                 io.Combo.Input("resample", options=list(RESAMPLE_KERNELS), default="bicubic-aa",
                                tooltip="manual: the downsampling kernel (-aa: antialiased, as a photo editor "
                                        "resizes; without: sharper, aliased, as a cheap thumbnail).",
@@ -68,23 +73,13 @@ class DegradeFace(io.ComfyNode):
     @classmethod
     def execute(cls, image, mode, seed, blur_sigma, downscale, noise_sigma, jpeg_quality,
                 resample="bicubic-aa") -> io.NodeOutput:
+        check_choice("mode", mode, (RANDOM, MANUAL))  # the node's own: no core function sees it
         x = image_to_core(image)
         h, w = x.shape[-2:]
-        for name, value, low, high in (("downscale", downscale, 1.0, 16.0), ("blur_sigma", blur_sigma, 0.0, 50.0),
-                                       ("noise_sigma", noise_sigma, 0.0, 255.0), ("jpeg_quality", jpeg_quality, 0, 100)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ValueError(f"{name} must be a number in {low}..{high}, got {value!r}")
-        if resample not in RESAMPLE_KERNELS:
-            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_KERNELS)}; got {resample!r}")
-        size = lq_size(h, w, downscale)
-        if mode == RANDOM:
-            lq, lq_up = degrade(x, None, seed=seed, lq_size=size)
-        elif mode == MANUAL:
-            params = DegradeParams(blur_sigma=float(blur_sigma), downscale=float(downscale),
-                                   noise_sigma=float(noise_sigma), jpeg_quality=int(jpeg_quality) or None,
-                                   resample=resample)
-            lq, lq_up = degrade(x, params, seed=seed, lq_size=size)
-        else:
-            raise ValueError(f"mode must be {RANDOM} or {MANUAL}; got {mode!r}")
+        # DegradeParams checks the knobs, in random mode too (which uses only downscale, for the LQ size), so
+        # that a value out of range is an error in either mode. Input names and DegradeParams' fields agree.
+        params = DegradeParams(blur_sigma=blur_sigma, downscale=downscale, noise_sigma=noise_sigma,
+                               jpeg_quality=jpeg_quality or None, resample=resample)
+        lq, lq_up = degrade(x, params if mode == MANUAL else None, seed=seed, lq_size=lq_size(h, w, downscale))
         device, dtype = output_device(), output_dtype()
         return io.NodeOutput(core_to_image(lq, device, dtype), core_to_image(lq_up, device, dtype))

@@ -6,11 +6,13 @@ import logging
 from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, align_faces
-from ..lpip_core.faces.paste import COLOR_MATCH_MODES, face_masks, paste_faces
-from ..lpip_core.photo import AUTO, MAX_FACE_FACTOR, NO_LIMIT, describe_faces, face_limit, split_by_size
+from ..lpip_core.checks import check_choice
+from ..lpip_core.faces.detect import FACE_SIZE_RANGE, PADDING_RANGE, SELECT_MODES, UPSAMPLE_RANGE
+from ..lpip_core.faces.paste import COLOR_MATCH_MODES, FEATHER_RANGE, check_paste, face_masks, paste_faces
+from ..lpip_core.photo import MAX_FACE_FACTOR, NO_LIMIT, UPSCALED_BY_RANGE, find_faces
 from .convert import core_to_image, image_to_core
 from .device import output_device, output_dtype
+from .inputs import core_names
 from .types import FaceAlign, FaceAlignBatch
 
 log = logging.getLogger("LPIP-Diff")
@@ -34,7 +36,8 @@ def detection_and_limit_inputs(of_what: str, limit_default: int) -> list:
                              f"the photo is passed through untouched (the model takes nothing from detail beyond "
                              f"its face size, and Lanczos keeps more). 0 = automatic: {MAX_FACE_FACTOR:g} x "
                              f"{of_what} (18 px for the x4 model: faces up to about 10 px wide); -1 = no limit."),
-        io.Float.Input("upscaled_by", default=1.0, min=0.1, max=64.0, step=0.05, optional=True,
+        io.Float.Input("upscaled_by", default=1.0, min=UPSCALED_BY_RANGE[0], max=UPSCALED_BY_RANGE[1], step=0.05,
+                       optional=True,
                        tooltip="How much the image was enlarged before this node (4 after an x4 upscale), so that "
                                "the size limit counts the photo's own pixels. 1 = the photo as taken."),
     ]
@@ -75,7 +78,7 @@ class FaceCropAlign(io.ComfyNode):
                 io.Float.Input("padding", default=0.0, min=PADDING_RANGE[0], max=PADDING_RANGE[1], step=0.05,
                                tooltip="Widen the crop around the same centre by this fraction "
                                        "(0 = the FFHQ crop, about twice the face)."),
-                io.Int.Input("upsample", default=1, min=0, max=3,
+                io.Int.Input("upsample", default=1, min=UPSAMPLE_RANGE[0], max=UPSAMPLE_RANGE[1],
                              tooltip="How often the detector doubles the image: 0 finds faces from about "
                                      "80 px wide, 1 from 40 px, 2 from 20 px, 3 from 10 px; each step is "
                                      "about 4x slower."),
@@ -107,26 +110,21 @@ class FaceCropAlign(io.ComfyNode):
         )
 
     @classmethod
+    @core_names(images="image", crop_size="face_size", lq_size="face_size")
     def execute(cls, image, face_size, select, index, padding, upsample=1, if_no_face=ERROR,
                 mask=None, min_score=0.0, max_face_px=NO_LIMIT, upscaled_by=1.0) -> io.NodeOutput:
-        if select not in SELECT_MODES:
-            raise ValueError(f"select must be one of {', '.join(SELECT_MODES)}; got {select!r}")
-        if if_no_face not in (ERROR, PASS_THROUGH):
-            raise ValueError(f"if_no_face must be {ERROR} or {PASS_THROUGH}; got {if_no_face!r}")
-        if isinstance(upsample, bool) or upsample not in SMALLEST_FACE:
-            raise ValueError(f"upsample must be an integer in 0..3, got {upsample!r}")
-        limit = face_limit(max_face_px, face_size)
+        check_choice("if_no_face", if_no_face, (ERROR, PASS_THROUGH))  # the node's own: no core function sees it
         x = image_to_core(image)
         count, _, h, w = x.shape
-        crops, alignments = align_faces(x, face_size=face_size, select=select, index=index, padding=padding,
-                                        upsample=upsample, min_score=min_score, mask=mask)
-        keep, skip = split_by_size(alignments, limit, upscaled_by)
-        text = describe_faces(alignments, keep, skip, limit, upscaled_by)
+        found = find_faces(x, crop_size=face_size, lq_size=face_size, max_face_px=max_face_px,
+                           upscaled_by=upscaled_by, select=select, index=index, padding=padding, upsample=upsample,
+                           min_score=min_score, mask=mask)
+        text, skip = found.text, found.skip
         if skip:
             log.info("LPIP-Diff: Face Crop & Align: %s", text)
-        crops, alignments = crops[keep], [alignments[i] for i in keep]
+        crops, alignments = found.crops[found.keep], found.kept
         device, dtype = output_device(), output_dtype()
-        found = {a.image_index for a in alignments}
+        with_faces = {a.image_index for a in alignments}
         if not alignments:
             where = "the image" if count == 1 else f"any of the {count} images"
             what = f"face #{index} (select = index)" if select == "index" else "face"
@@ -142,8 +140,8 @@ class FaceCropAlign(io.ComfyNode):
             empty = FaceAlignBatch((), count, (h, w), face_size)
             none = face_masks([], count, (h, w)).to(device)
             return io.NodeOutput(ExecutionBlocker(None), empty, 0, none, ui=ui.PreviewText(text))
-        if len(found) < count:
-            log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - found)))
+        if len(with_faces) < count:
+            log.info("LPIP-Diff: no face in %s of the batch", _images(sorted(set(range(count)) - with_faces)))
         batch = FaceAlignBatch(tuple(alignments), count, (h, w), face_size)
         masks = face_masks(alignments, count, (h, w)).to(device)
         return io.NodeOutput(core_to_image(crops, device, dtype), batch, len(alignments), masks,
@@ -169,7 +167,7 @@ class FacePasteBack(io.ComfyNode):
                                tooltip="The restored face crops, one per face of face_align, any "
                                        "square size (e.g. the Patch-Fused Sampler's output)."),
                 FaceAlign.Input("face_align", tooltip="From Face Crop & Align."),
-                io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
+                io.Float.Input("feather", default=0.1, min=FEATHER_RANGE[0], max=FEATHER_RANGE[1], step=0.01,
                                tooltip="Width of the soft edge as a fraction of the crop side (0 = hard edge; "
                                        "the crop is about twice the face, so 0.1 fades outside the face)."),
                 io.Combo.Input("color_match", options=list(COLOR_MATCH_MODES), default="none",
@@ -195,11 +193,11 @@ class FacePasteBack(io.ComfyNode):
         return ["faces"] if wanted else []
 
     @classmethod
+    @core_names(images="image")
     def execute(cls, image, faces, face_align, feather, color_match, strength=1.0) -> io.NodeOutput:
-        if not isinstance(face_align, FaceAlignBatch):
+        if not isinstance(face_align, FaceAlignBatch):  # the link's type: no core function sees it
             raise ValueError(f"face_align must come from a Face Crop & Align node, got {type(face_align).__name__}")
-        if color_match not in COLOR_MATCH_MODES:
-            raise ValueError(f"color_match must be one of {', '.join(COLOR_MATCH_MODES)}; got {color_match!r}")
+        check_paste(feather, color_match, strength)  # the core's check, also when there is nothing to paste
         x = image_to_core(image)
         count, _, h, w = x.shape
         ah, aw = face_align.image_size
@@ -210,11 +208,9 @@ class FacePasteBack(io.ComfyNode):
         if len(face_align) == 0:  # nothing was found upstream (pass_through): the image as it was
             return io.NodeOutput(image, face_masks([], count, (h, w)).to(output_device()))
         f = image_to_core(faces, "faces")
-        if f.shape[0] != len(face_align):
+        if f.shape[0] != len(face_align):  # the core says "alignments"; this names the link and the fix
             raise ValueError(f"faces has {f.shape[0]} crop(s) but face_align has {len(face_align)} face(s): "
                              "connect the restored crops of the same Face Crop & Align")
-        if f.shape[-1] != f.shape[-2]:
-            raise ValueError(f"faces must be square crops, got {f.shape[-1]}x{f.shape[-2]} px")
         out = paste_faces(x, f, list(face_align.faces), feather=feather, color_match=color_match,
                           strength=strength)
         masks = face_masks(list(face_align.faces), count, (h, w), feather=feather, strength=strength)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..lpip_core.checks import check_choice
 from ..lpip_core.faces.identity import SAME_PERSON_DISTANCE, identity_scores
 from .convert import image_to_core
+from .inputs import core_names
 
 FROM_REFERENCE, EACH_IMAGE = "from_reference", "each_image"
 
@@ -44,9 +46,10 @@ class FaceIdentityScore(io.ComfyNode):
         )
 
     @classmethod
+    @core_names(a="restored", b="reference")
     def execute(cls, reference, restored, landmarks=FROM_REFERENCE) -> io.NodeOutput:
-        if landmarks not in (FROM_REFERENCE, EACH_IMAGE):
-            raise ValueError(f"landmarks must be {FROM_REFERENCE} or {EACH_IMAGE}; got {landmarks!r}")
+        # the node's own: the core takes shared_landmarks (a bool) and never sees this combo
+        check_choice("landmarks", landmarks, (FROM_REFERENCE, EACH_IMAGE))
         # clamp: bicubic and Lanczos upscalers overshoot [0, 1] a little at edges
         ref, out = image_to_core(reference, "reference").clamp(0, 1), image_to_core(restored, "restored").clamp(0, 1)
         if ref.shape[0] == 1 and out.shape[0] > 1:

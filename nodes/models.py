@@ -13,6 +13,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..lpip_core import CheckpointError, ModelConfig, load_model, read_config
+from ..lpip_core.checks import check_bool, check_choice
 from ..lpip_core.method.runtime import compile_problem, compile_unet
 from .types import LPIPModel
 
@@ -22,6 +23,7 @@ FOLDER = "lpip_diff"
 EXTENSIONS = {".safetensors"}
 PACK_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEVICES = ("auto", "cpu")
 
 
 def register_model_folder() -> None:
@@ -155,21 +157,17 @@ def pick_dtype(choice: str) -> torch.dtype:
     """auto is float32, the precision the models are trained and tested in. bf16/fp16 halve the
     activations' memory and run on a GPU's tensor cores; the sampler keeps its own arithmetic in
     float32 (lpip_core.method.runtime), and a restored face stays within float rounding of fp32."""
-    if choice == "auto":
+    if check_choice("dtype", choice, ("auto", *DTYPES)) == "auto":
         return torch.float32
-    if choice not in DTYPES:
-        raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {choice!r}")
     return DTYPES[choice]
 
 
 def pick_device(choice: str) -> tuple[torch.device, torch.device]:
     """(load device, offload device) for 'auto' (ComfyUI's device) or 'cpu'."""
-    if choice == "auto":
+    if check_choice("device", choice, DEVICES) == "auto":
         return mm.get_torch_device(), mm.unet_offload_device()
-    if choice == "cpu":
-        cpu = torch.device("cpu")
-        return cpu, cpu
-    raise ValueError(f"device must be auto or cpu, got {choice!r}")
+    cpu = torch.device("cpu")
+    return cpu, cpu
 
 
 # ------------------------------------------------------------------------------------ the node
@@ -202,7 +200,7 @@ class LoadLPIPModel(io.ComfyNode):
                                        "halve the activation memory and are faster on GPUs with tensor cores "
                                        "(the sampler's own arithmetic stays fp32, so faces agree with fp32 to "
                                        "float rounding), but much slower on a CPU without native bf16/fp16."),
-                io.Combo.Input("device", options=["auto", "cpu"], default="auto",
+                io.Combo.Input("device", options=list(DEVICES), default="auto",
                                tooltip="auto: ComfyUI's device (the GPU unless ComfyUI runs with --cpu). "
                                        "cpu: always run this model on the CPU."),
                 io.Boolean.Input("compile", default=False, optional=True,
@@ -234,8 +232,7 @@ class LoadLPIPModel(io.ComfyNode):
         path = resolve_model_path(model_name)
         load_device, offload_device = pick_device(device)
         torch_dtype = pick_dtype(dtype)
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be true or false, got {compile!r}")
+        check_bool("compile", compile)
         problem = compile and compile_problem(load_device)
         if problem:
             raise ValueError(f"compile: {problem}; set compile to false")

@@ -6,10 +6,7 @@ import torch
 from lpip_core import DegradeParams, degrade, psnr, random_params
 from lpip_core.data.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
 from lpip_core.resize import resize
-
-
-def high_frequency_energy(x):
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+from lpip_core.sharpness import high_frequency_energy
 
 
 def test_random_degradation_is_deterministic_per_seed(hopper):

@@ -37,6 +37,28 @@ def test_the_automatic_limit_comes_from_the_models_face_size():
             face_limit(bad, 16)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (dict(max_face_px=-2), "max_face_px must be a number in [0, inf)"),
+    (dict(upscaled_by=0), "upscaled_by must be a number in [0.1, 64.0] (1 = the photo as taken), got 0"),
+    (dict(upsample=4), "upsample must be an integer in 0..3"),
+    (dict(min_score=float("inf")), "min_score must be a number in (-inf, inf)"),
+    (dict(select="biggest"), "select must be one of largest, all, index"),
+    (dict(crop_size=8), "crop_size must be an integer in 16..2048"),
+    (dict(lq_size=0), "lq_size must be an integer in >= 1"),
+    (dict(feather=0.6), "feather must be a number in [0.0, 0.5]"),
+    (dict(color_match="hist"), "color_match must be one of none, mean_std"),
+    (dict(strength=-1), "strength must be a number in [0, 1]"),
+])
+def test_restore_photo_checks_every_option_before_it_searches(monkeypatch, bad, message):
+    """A bad option of the paste-back must not cost a detection and a restoration first."""
+    from lpip_core.faces import detect
+
+    monkeypatch.setattr(detect, "detect_faces", lambda *a, **k: pytest.fail("searched before the options were checked"))
+    with pytest.raises(ValueError) as e:
+        restore_photo(torch.full((1, 3, 32, 32), 0.5), never, **{"crop_size": 16, "lq_size": 16, **bad})
+    assert str(e.value).startswith(message), str(e.value)
+
+
 def test_a_photo_of_big_faces_changes_none():
     photo = read_image(FIXTURES / "faces" / "hopper.jpg")
     result = restore_photo(photo, never, crop_size=16, lq_size=16)
@@ -75,10 +97,14 @@ def test_restore_photo_on_the_command_line(tmp_path, capsys):
                  "--overwrite", "--scale", "8"]) == 2
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
                  "--overwrite", "--upscale", "0"]) == 2
-    assert "--upscale" in capsys.readouterr().err
+    assert "error: --upscale must be a number in [0.1, 64.0]" in capsys.readouterr().err
     assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
                  "--overwrite", "--max-face-px", "-3"]) == 2
-    assert "--max-face-px" in capsys.readouterr().err
+    assert "error: --max-face-px must be a number in [0, inf) (0 = automatic" in capsys.readouterr().err
+    for option, value in (("--upsample", "4"), ("--min-score", "nan")):
+        assert main(["restore", str(tmp_path / "mixed.png"), "-o", str(out), "--model", str(model), "--photo",
+                     "--overwrite", option, value]) == 2
+        assert f"error: {option} must be" in capsys.readouterr().err
 
 
 def test_the_demo_lists_every_face_and_writes_the_side_by_side(tmp_path, capsys):

@@ -20,13 +20,13 @@ from PIL import Image, ImageDraw
 
 from lpip_core.faces.detect import detect_faces
 from lpip_core.files import atomic_output, from_pil, read_image, to_pil
-from tools.lq_faces import high_frequency
+from lpip_core.sharpness import high_frequency_energy
 
 CELL = 112
 
 
 def energy(crop: Image.Image) -> float:
-    return high_frequency(from_pil(crop)[0])
+    return high_frequency_energy(from_pil(crop)[0])
 
 
 def face_boxes(image: Image.Image) -> list[tuple[int, int, int, int]]:

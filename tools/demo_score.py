@@ -33,7 +33,7 @@ from lpip_core.faces.identity import id_similarity
 from lpip_core.files import atomic_output, from_pil, read_image, to_pil
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.photo import restore_photo, upscale_lanczos
-from tools.lq_faces import high_frequency
+from lpip_core.sharpness import high_frequency_energy
 
 CELL = 96
 METHODS = ("Lanczos x4", "LPIP-Diff")
@@ -67,7 +67,7 @@ def score(full: torch.Tensor, lanczos: torch.Tensor, restored: torch.Tensor, fac
             row["crops"][name] = crop
             row[name] = {"psnr": psnr(crop, truth).item(), "ssim": ssim(crop, truth).item(),
                          "id_sim": id_similarity(crop, truth).item(),
-                         "sharpness": high_frequency(crop[0]) / high_frequency(truth[0])}
+                         "sharpness": high_frequency_energy(crop[0]) / high_frequency_energy(truth[0])}
         rows.append(row)
     return rows
 

@@ -6,10 +6,10 @@ training variant, with the sharpness of each row (the number the degradation's m
 
 Rows: faces cut at 16 px from real photos by the pack's own Face Crop & Align path (what a user
 feeds the sampler); AT&T faces (stored at 23x28 px: genuinely tiny files) aligned to 16 px; and
-training faces degraded by each variant of the mixture. Number: the high-frequency energy (mean
-absolute difference of neighbouring pixels, x255; median and 10..90th percentile over the row's
-faces). A noise estimator (Immerkaer's) was tried and dropped: at 16 px it measures the face's
-own edges, not noise. Needs the photos; never used by the tests.
+training faces degraded by each variant of the mixture. Number: the high-frequency energy
+(lpip_core.sharpness; median and 10..90th percentile over the row's faces). A noise estimator
+(Immerkaer's) was tried and dropped: at 16 px it measures the face's own edges, not noise. Needs
+the photos; never used by the tests.
 """
 from __future__ import annotations
 
@@ -25,13 +25,10 @@ from lpip_core.data.folders import list_images, load_faces
 from lpip_core.data.split import read_split
 from lpip_core.faces.detect import align_faces
 from lpip_core.files import atomic_output, read_image, to_pil
+from lpip_core.sharpness import high_frequency_energy
 
 PER_ROW = 12
 LQ = 16
-
-
-def high_frequency(x: torch.Tensor) -> float:
-    return float(((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean()) / 2 * 255)
 
 
 def real_faces(photos: Path, att: Path) -> dict[str, list[torch.Tensor]]:
@@ -73,7 +70,7 @@ def draw(rows: dict[str, list[torch.Tensor]], out: Path, zoom: int = 4) -> list[
     lines = []
     for r, (name, faces) in enumerate(rows.items()):
         y = r * (cell + label_h + 4)
-        energy = sorted(high_frequency(f) for f in faces)
+        energy = sorted(high_frequency_energy(f) for f in faces)
         median, low, high = statistics.median(energy), energy[len(energy) // 10], energy[-1 - len(energy) // 10]
         pen.text((2, y + 1), f"{name}: high-frequency energy {median:.1f} ({low:.1f}..{high:.1f})", fill="black")
         lines.append(f"| {name} | {median:.1f} | {low:.1f}..{high:.1f} |")

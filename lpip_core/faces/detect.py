@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checks import finite
+from ..checks import check_choice, check_float, check_int, check_int_list
 from .warp import rescale_crop_matrix, warp_affine
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "alignment_matrix",
     "align_faces",
     "warp_face",
+    "check_detection",
     "check_image_size",
     "check_images",
     "to_uint8_hwc",
@@ -113,8 +114,7 @@ class FaceAlignment:
     ) -> "FaceAlignment":
         """Alignment from 5 dlib-order landmarks (e.g. from :func:`detect_faces` or a dataset)."""
         pts = _check_landmarks(landmarks)
-        if len(image_size) != 2 or min(image_size) < 1:
-            raise ValueError(f"image_size must be (H, W) with H, W >= 1, got {image_size!r}")
+        image_size = check_int_list("image_size", image_size, 1, None, min_len=2, max_len=2)  # (H, W)
         if box is None:
             box = (*pts.min(0).tolist(), *pts.max(0).tolist())
         return cls(
@@ -135,7 +135,7 @@ class FaceAlignment:
 
     def resized(self, face_size: int) -> "FaceAlignment":
         """The same alignment for a crop of another side (e.g. a restored crop at 4x)."""
-        _check_face_size(face_size)
+        check_int("face_size", face_size, *FACE_SIZE_RANGE)
         m = rescale_crop_matrix(np.asarray(self.matrix, np.float64), self.face_size, face_size)
         return replace(self, matrix=_as_tuple_matrix(m), face_size=int(face_size))
 
@@ -215,18 +215,11 @@ def check_images(x, name: str = "images", *, batched: bool | None = None) -> tor
     return x.clamp(0.0, 1.0)
 
 
-def _check_face_size(face_size) -> int:
-    lo, hi = FACE_SIZE_RANGE
-    if isinstance(face_size, bool) or not isinstance(face_size, (int, np.integer)) or not lo <= face_size <= hi:
-        raise ValueError(f"face_size must be an integer in [{lo}, {hi}], got {face_size!r}")
-    return int(face_size)
-
-
-def _check_padding(padding) -> float:
-    lo, hi = PADDING_RANGE
-    if not isinstance(padding, (int, float)) or not finite(padding) or not lo <= padding <= hi:
-        raise ValueError(f"padding must be a number in [{lo}, {hi}], got {padding!r}")
-    return float(padding)
+def check_detection(upsample=1, min_size=0.0, min_score=0.0) -> tuple[int, float, float]:
+    """:func:`detect_faces`' options, checked (the command line checks them before any work)."""
+    return (check_int("upsample", upsample, *UPSAMPLE_RANGE, hint="how often the detector doubles the image"),
+            check_float("min_size", min_size, 0, math.inf, hint="px"),
+            check_float("min_score", min_score, -math.inf, math.inf, hint="dlib HOG score, 0 = dlib's default"))
 
 
 def _check_landmarks(landmarks) -> np.ndarray:
@@ -299,16 +292,8 @@ def detect_faces(
     about 0.2..3, a rare false positive on textured patches scores about 0.1).
     """
     x = check_images(image, "image", batched=False)[0]
-    if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or not (
-        UPSAMPLE_RANGE[0] <= upsample <= UPSAMPLE_RANGE[1]
-    ):
-        raise ValueError(f"upsample must be an integer in [{UPSAMPLE_RANGE[0]}, {UPSAMPLE_RANGE[1]}], got {upsample!r}")
-    if not isinstance(min_size, (int, float)) or not finite(min_size) or min_size < 0:
-        raise ValueError(f"min_size must be a number >= 0 (pixels), got {min_size!r}")
-    if not isinstance(min_score, (int, float)) or not finite(min_score):
-        raise ValueError(f"min_score must be a finite number (dlib HOG score, default 0), got {min_score!r}")
-
-    rects, scores, _ = load_detector().run(to_uint8_hwc(x), int(upsample), float(min_score))
+    upsample, min_size, min_score = check_detection(upsample, min_size, min_score)
+    rects, scores, _ = load_detector().run(to_uint8_hwc(x), upsample, min_score)
     faces = []
     for r, s in zip(rects, scores):
         box = (float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1))
@@ -359,8 +344,8 @@ def alignment_matrix(landmarks, face_size: int = 512, padding: float = 0.0):
     The square is thus upright along the eye line. ``padding`` widens the square by (1 + padding)
     around the same centre (0 = the FFHQ crop).
     """
-    face_size = _check_face_size(face_size)
-    padding = _check_padding(padding)
+    face_size = check_int("face_size", face_size, *FACE_SIZE_RANGE)
+    padding = check_float("padding", padding, *PADDING_RANGE)
     p = _check_landmarks(landmarks)
     eye_img_left, eye_img_right = p[2:4].mean(0), p[0:2].mean(0)
     eye_mid = (eye_img_left + eye_img_right) / 2
@@ -400,7 +385,7 @@ def warp_face(image: torch.Tensor, alignment: FaceAlignment, face_size: int | No
             )
         x = x[alignment.image_index : alignment.image_index + 1]
     check_image_size(x, alignment, "alignment")
-    size = alignment.face_size if face_size is None else _check_face_size(face_size)
+    size = alignment.face_size if face_size is None else check_int("face_size", face_size, *FACE_SIZE_RANGE)
     m = rescale_crop_matrix(np.asarray(alignment.matrix, np.float64), alignment.face_size, size)
     return warp_affine(x, m, (size, size))[0]
 
@@ -429,13 +414,11 @@ def align_faces(
     :func:`detect_faces`.
     """
     x = check_images(images, "images")
-    face_size = _check_face_size(face_size)
-    padding = _check_padding(padding)
-    if select not in SELECT_MODES:
-        raise ValueError(f"select must be one of {SELECT_MODES}, got {select!r}")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f"index must be an integer >= 0 (0 = largest face), got {index!r}")
-
+    face_size = check_int("face_size", face_size, *FACE_SIZE_RANGE)
+    padding = check_float("padding", padding, *PADDING_RANGE)
+    select = check_choice("select", select, SELECT_MODES)
+    index = check_int("index", index, 0, hint="0 = the largest face")
+    check_detection(upsample, min_size, min_score)  # before the first image is searched
     weights = None if mask is None else _check_mask(mask, x)
     crops, alignments = [], []
     for b in range(x.shape[0]):

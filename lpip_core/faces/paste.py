@@ -6,13 +6,15 @@ import math
 import numpy as np
 import torch
 
-from ..checks import finite
+from ..checks import check_choice, check_float
 from .detect import FaceAlignment, check_image_size, check_images
 from .warp import compose, footprint, invert, rescale_crop_matrix, shift, warp_affine
 
-__all__ = ["COLOR_MATCH_MODES", "face_masks", "paste_faces"]
+__all__ = ["COLOR_MATCH_MODES", "FEATHER_RANGE", "check_paste", "face_masks", "paste_faces"]
 
 COLOR_MATCH_MODES = ("none", "mean_std")
+FEATHER_RANGE = (0.0, 0.5)  # the soft edge, as a fraction of the crop side
+FEATHER_HINT = "a fraction of the crop side"
 
 
 def paste_faces(
@@ -36,12 +38,7 @@ def paste_faces(
     Returns a new tensor.
     """
     x = check_images(images, "images", batched=True)
-    if not isinstance(feather, (int, float)) or not finite(feather) or not 0.0 <= feather <= 0.5:
-        raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
-    if color_match not in COLOR_MATCH_MODES:
-        raise ValueError(f"color_match must be one of {COLOR_MATCH_MODES}, got {color_match!r}")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be a number in [0, 1] (1 = the restored faces), got {strength!r}")
+    feather, color_match, strength = check_paste(feather, color_match, strength)
     if not isinstance(alignments, (list, tuple)) or not all(isinstance(a, FaceAlignment) for a in alignments):
         raise ValueError("alignments must be a list of FaceAlignment (from align_faces)")
     if len(alignments) == 0 and isinstance(faces, torch.Tensor) and faces.dim() == 4 and faces.shape[0] == 0:
@@ -67,14 +64,20 @@ def paste_faces(
     return out
 
 
+def check_paste(feather=0.1, color_match="none", strength=1.0) -> tuple[float, str, float]:
+    """:func:`paste_faces`' options, checked (the photo pipeline checks them before it restores)."""
+    return (check_float("feather", feather, *FEATHER_RANGE, hint=FEATHER_HINT),
+            check_choice("color_match", color_match, COLOR_MATCH_MODES),
+            check_float("strength", strength, 0, 1, hint="1 = the restored faces"))
+
+
 def face_masks(alignments: list[FaceAlignment], image_count: int, image_size: tuple[int, int], *,
                feather: float = 0.0, strength: float = 1.0) -> torch.Tensor:
     """Where the faces of ``alignments`` lie: (image_count, H, W) float32 in [0, 1], per image the
     union (max) of its crops' footprints, softened at the edge and scaled by ``strength`` as
     :func:`paste_faces` blends them (``feather`` 0: a hard-edged footprint). Pixels that paste-back
     leaves unchanged are 0."""
-    if not isinstance(feather, (int, float)) or not finite(feather) or not 0.0 <= feather <= 0.5:
-        raise ValueError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
+    feather = check_float("feather", feather, *FEATHER_RANGE, hint=FEATHER_HINT)
     h, w = image_size
     masks = torch.zeros(image_count, h, w)
     for i, al in enumerate(alignments):

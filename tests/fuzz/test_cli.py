@@ -183,20 +183,22 @@ def test_special_files_are_refused_as_inputs_without_being_opened(model_path, fa
 
 # ------------------------------------------------------------------------------ one line each
 
-@pytest.mark.parametrize("options, needle", [
-    (["--scale", "0"], "--scale must be a number in [1, 64]"),
-    (["--scale", "-2"], "--scale must be a number in [1, 64]"),
-    (["--downscale", "0"], "--downscale must be a number in [0.01, 64]"),
-    (["--downscale", "nan"], "--downscale must be a number in [0.01, 64], got nan"),
-    (["--blur", "-1"], "--blur must be a number in [0, 50]"),
-    (["--noise", "1e9"], "--noise must be a number in [0, 255]"),
-    (["--jpeg", "0"], "--jpeg must be a number in [1, 100]"),
-    (["--seed", str(2 ** 64)], "--seed must be an integer in 0..2**64 - 1"),
-    (["--seed", "-1"], "--seed must be"),
-    (["--scale", "four"], "invalid int value"),
+@pytest.mark.parametrize("options, needles", [
+    (["--scale", "0"], ["--scale must be a number in [1, 64]"]),
+    (["--scale", "-2"], ["--scale must be a number in [1, 64]"]),
+    # the manual knobs are checked by DegradeParams: its ranges, in the option's name
+    (["--downscale", "0"], ["--downscale must be", "0.01", "64", "got 0.0"]),
+    (["--downscale", "nan"], ["--downscale must be", "0.01", "64", "got nan"]),
+    (["--blur", "-1"], ["--blur must be", "0", "50", "got -1.0"]),
+    (["--noise", "1e9"], ["--noise must be", "0", "255", "got 1000000000.0"]),
+    (["--jpeg", "0"], ["--jpeg must be", "1", "100", "got 0"]),
+    (["--resample", "nearest"], ["--resample", "invalid choice"]),
+    (["--seed", str(2 ** 64)], ["--seed must be an integer in 0..2**64 - 1"]),
+    (["--seed", "-1"], ["--seed must be"]),
+    (["--scale", "four"], ["invalid int value"]),
 ])
-def test_degrade_options_reject_nonsense(face16, tmp_path, options, needle):
-    one_line(*run(["degrade", face16, "-o", tmp_path / "o", *options]), needle)
+def test_degrade_options_reject_nonsense(face16, tmp_path, options, needles):
+    one_line(*run(["degrade", face16, "-o", tmp_path / "o", *options]), *needles)
     assert not (tmp_path / "o").exists()
 
 
@@ -224,7 +226,7 @@ BIG = str(10 ** 400)  # a number inside every open-ended range, beyond a float's
     ("restore", ["--patch-size", BIG], "patch_size must be an integer in 2..8192"),
     ("restore", ["--scale", BIG], "at most 8192 px a side"),
     ("degrade", ["--scale", BIG], "--scale must be a number in [1, 64]"),
-    ("degrade", ["--jpeg", BIG], "--jpeg must be a number in [1, 100]"),
+    ("degrade", ["--jpeg", BIG], "--jpeg must be"),  # and its range: test_degrade_options_reject_nonsense
     ("evaluate", ["--table2", "1e300"], "patch_factors item must be a number in (0, 512.0]"),
     ("evaluate", ["--threads", BIG], "threads must be an integer in 1..1024"),
     ("train", ["--steps", BIG], "steps must be an integer in 1..9223372036854775807"),

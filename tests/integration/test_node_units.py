@@ -272,6 +272,50 @@ IN_COMFY = textwrap.dedent(r'''
         out = sample()
         report[dtype] = [str(next(handle.patcher.model.parameters()).dtype), str(out.dtype),
                          float((out - reference).abs().max())]
+
+    # bad inputs: the core's checks, in the nodes' input names (nodes/inputs.py)
+    from lpip_pack_under_test.nodes.degrade import DegradeFace
+    from lpip_pack_under_test.nodes.faces import FaceCropAlign, FacePasteBack
+    from lpip_pack_under_test.nodes.identity import FaceIdentityScore
+    from lpip_pack_under_test.nodes.types import FaceAlignBatch
+    photo = torch.full((1, 64, 64, 3), 0.5)
+    crop = dict(image=photo, face_size=16, select="largest", index=0, padding=0.0)
+    paste = dict(image=photo, faces=photo, face_align=FaceAlignBatch((), 1, (64, 64), 16), feather=0.1,
+                 color_match="none")
+    lq = dict(image=photo, mode="manual", seed=0, blur_sigma=1.0, downscale=4.0, noise_sigma=5.0, jpeg_quality=80)
+    bad = {
+        "crop_image": lambda: FaceCropAlign.execute(**{**crop, "image": photo * 3}),
+        "crop_face_size": lambda: FaceCropAlign.execute(**{**crop, "face_size": 8}),
+        "crop_select": lambda: FaceCropAlign.execute(**{**crop, "select": "biggest"}),
+        "crop_index": lambda: FaceCropAlign.execute(**{**crop, "index": -1}),
+        "crop_padding": lambda: FaceCropAlign.execute(**{**crop, "padding": 9.0}),
+        "crop_upsample": lambda: FaceCropAlign.execute(**crop, upsample=9),
+        "crop_if_no_face": lambda: FaceCropAlign.execute(**crop, if_no_face="skip"),
+        "crop_min_score": lambda: FaceCropAlign.execute(**crop, min_score=float("nan")),
+        "crop_max_face_px": lambda: FaceCropAlign.execute(**crop, max_face_px=-3),
+        "crop_upscaled_by": lambda: FaceCropAlign.execute(**crop, upscaled_by=0.0),
+        "paste_feather": lambda: FacePasteBack.execute(**{**paste, "feather": 0.9}),
+        "paste_color_match": lambda: FacePasteBack.execute(**{**paste, "color_match": "hist"}),
+        "paste_strength": lambda: FacePasteBack.execute(**paste, strength=2.0),
+        "identity_reference": lambda: FaceIdentityScore.execute(torch.rand(1, 8, 8, 3), photo),
+        "identity_restored": lambda: FaceIdentityScore.execute(photo, torch.rand(1, 8, 8, 3)),
+        "identity_landmarks": lambda: FaceIdentityScore.execute(photo, photo, landmarks="nose"),
+        "degrade_mode": lambda: DegradeFace.execute(**{**lq, "mode": "both"}),
+        "degrade_downscale": lambda: DegradeFace.execute(**{**lq, "downscale": 0.001}),
+        "degrade_random_noise": lambda: DegradeFace.execute(**{**lq, "mode": "random", "noise_sigma": 300.0}),
+        "degrade_resample": lambda: DegradeFace.execute(**lq, resample="nearest"),
+        "degrade_seed": lambda: DegradeFace.execute(**{**lq, "seed": -1}),
+        "load_dtype": lambda: load(dtype="fp8"),
+        "load_device": lambda: load(device="gpu"),
+        "load_compile": lambda: load(compile="yes"),
+    }
+    report["bad_inputs"] = {}
+    for name, call in bad.items():
+        try:
+            call()
+            report["bad_inputs"][name] = "no error"
+        except ValueError as e:
+            report["bad_inputs"][name] = str(e)
     print("REPORT " + json.dumps(report))
 ''')
 
@@ -337,6 +381,41 @@ def test_compile_problems_are_one_line_errors(in_comfy):
     message = in_comfy["compile_failed"]
     assert message.startswith("torch.compile failed on this machine (") and "\n" not in message
     assert message.endswith("load the model with compile set to false")
+
+
+@pytest.mark.parametrize("call, needles", [
+    ("crop_image", ["image values must be in [0, 1]"]),
+    ("crop_face_size", ["face_size must be an integer in 16..2048, got 8"]),
+    ("crop_select", ["select must be one of largest, all, index, got 'biggest'"]),
+    ("crop_index", ["index must be an integer in >= 0", "got -1"]),
+    ("crop_padding", ["padding must be a number in [0.0, 4.0]", "got 9.0"]),
+    ("crop_upsample", ["upsample must be an integer in 0..3", "got 9"]),
+    ("crop_if_no_face", ["if_no_face must be one of error, pass_through, got 'skip'"]),
+    ("crop_min_score", ["min_score must be a number in (-inf, inf)", "got nan"]),
+    ("crop_max_face_px", ["max_face_px must be a number in [0, inf)", "-1 = no limit", "got -3"]),
+    ("crop_upscaled_by", ["upscaled_by must be a number in [0.1, 64.0]", "got 0.0"]),
+    ("paste_feather", ["feather must be a number in [0.0, 0.5]", "got 0.9"]),
+    ("paste_color_match", ["color_match must be one of none, mean_std, got 'hist'"]),
+    ("paste_strength", ["strength must be a number in [0, 1]", "got 2.0"]),
+    ("identity_reference", ["reference crops must be at least 16 px"]),
+    ("identity_restored", ["restored crops must be at least 16 px"]),
+    ("identity_landmarks", ["landmarks must be one of from_reference, each_image, got 'nose'"]),
+    ("degrade_mode", ["mode must be one of random, manual, got 'both'"]),
+    ("degrade_downscale", ["downscale must be", "0.01", "64", "got 0.001"]),  # DegradeParams' range
+    ("degrade_random_noise", ["noise_sigma must be", "255", "got 300.0"]),  # checked in random mode too
+    ("degrade_resample", ["resample must be one of", "bicubic-aa", "'nearest'"]),
+    ("degrade_seed", ["seed must be an integer in 0..2**64 - 1"]),
+    ("load_dtype", ["dtype must be one of auto, fp32, fp16, bf16, got 'fp8'"]),
+    ("load_device", ["device must be one of auto, cpu, got 'gpu'"]),
+    ("load_compile", ["compile must be true or false, got 'yes'"]),
+])
+def test_bad_inputs_name_the_node_input_and_its_range(in_comfy, call, needles):
+    """The core checks every value; a node names its own input, also where the core's argument has
+    another name (image for images, reference and restored for b and a, face_size for crop_size)."""
+    message = in_comfy["bad_inputs"][call]
+    assert message.startswith(needles[0].split()[0] + " "), message
+    for needle in needles:
+        assert needle in message, message
 
 
 def test_half_precision_weights(in_comfy):
