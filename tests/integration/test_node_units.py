@@ -309,13 +309,13 @@ IN_COMFY = textwrap.dedent(r'''
         "load_device": lambda: load(device="gpu"),
         "load_compile": lambda: load(compile="yes"),
     }
-    report["bad_inputs"] = {}
+    report["bad_node_inputs"] = {}
     for name, call in bad.items():
         try:
             call()
-            report["bad_inputs"][name] = "no error"
+            report["bad_node_inputs"][name] = "no error"
         except ValueError as e:
-            report["bad_inputs"][name] = str(e)
+            report["bad_node_inputs"][name] = str(e)
     print("REPORT " + json.dumps(report))
 ''')
 
@@ -412,7 +412,7 @@ def test_compile_problems_are_one_line_errors(in_comfy):
 def test_bad_inputs_name_the_node_input_and_its_range(in_comfy, call, needles):
     """The core checks every value; a node names its own input, also where the core's argument has
     another name (image for images, reference and restored for b and a, face_size for crop_size)."""
-    message = in_comfy["bad_inputs"][call]
+    message = in_comfy["bad_node_inputs"][call]
     assert message.startswith(needles[0].split()[0] + " "), message
     for needle in needles:
         assert needle in message, message
