@@ -10,10 +10,11 @@ restore (25 steps, the defaults), paste back. Every face found (restored or left
 limit: then its LPIP-Diff crop is the Lanczos one, as in the photo the pipeline returns) is cut with the same
 alignment at the model's output size (64 px) from the Lanczos x4 photo, the restored photo and the
 full-size photo (the truth, shrunk with antialiasing to the same 64 px), and scored: PSNR, SSIM,
-ID Sim (dlib) against the truth as `lpip-diff evaluate` scores (`score_face`), and sharpness (high-frequency energy over the truth's). The
-shrunk photo is saved as JPEG (quality 92) and read back before the run, so that the score is the
-score of the file `--write-photo` writes. Writes demo.md, demo.json and demo.jpg (per face:
-Lanczos x4 | LPIP-Diff | original) to --out. Needs the full-size photo; never used by the tests.
+ID Sim (dlib) against the truth as `lpip-diff evaluate` scores (`score_face`), and sharpness
+(high-frequency energy over the truth's). The shrunk photo is saved as JPEG (quality 92) and read
+back before the run, so that the score is the score of the file `--write-photo` writes. Writes
+demo.md, demo.json and demo.jpg (per face: Lanczos x4 | LPIP-Diff | original) to --out. Needs the
+full-size photo; never used by the tests.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ and brought to the model's output size by:
   (b) bicubic to the output size, restore in place (already_upscaled) at each `--denoise`,
   (c) Lanczos to the output size; and bicubic as the reference.
 PSNR / SSIM / ID Sim (dlib) against the ground truth at the output size, scored as `lpip-diff
-evaluate` scores (`score_face`); writes face_size.md and face_size.json to --out. Needs the face photos; never used by the tests.
+evaluate` scores (`score_face`); writes face_size.md and face_size.json to --out. Needs the face
+photos for its figures; tests/test_studies.py runs it on two fixture faces.
 """
 from __future__ import annotations
 
