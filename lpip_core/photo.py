@@ -27,7 +27,7 @@ __all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "UPSCALED_BY_RANGE", "face_lim
            "split_by_size", "describe_faces", "FoundFaces", "find_faces", "PhotoResult", "restore_photo",
            "upscale_lanczos"]
 
-# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (tools/demo_score.py, docs/demo.md),
+# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (studies/demo_score.py, docs/demo.md),
 # restored by the x4 model against Lanczos x4, by the crop's span in the photo: up to 17 px it wins
 # PSNR, SSIM and ID Sim; at 17-18 px it trails by 0.2 dB, ties SSIM and wins ID Sim; from 18 px it
 # loses PSNR and SSIM, more the bigger the face (-1.1 dB at 20-22 px, -3.2 dB at 24-27 px). The

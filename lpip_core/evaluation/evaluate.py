@@ -177,7 +177,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     scale = check_output_scale(scale, config.scale)
     lq_size = config.hq_size // config.scale
     hq_size = lq_size * scale
-    faces = _held_out_faces(data_dir, holdout, hq_size, min_face_size, align, faces_limit)
+    faces = held_out_faces(data_dir, hq_size, holdout, min_face_size=min_face_size, align=align,
+                           faces_limit=faces_limit)
     plans = [plan_methods(config.patch, config.stride, config.unet.downsample_factor, factors, denoise,
                           denoise_sweep, fusions, samples) for factors in (patch_factors, ())]  # Table II: first only
     grid = _Grid(_grid_indices(len(faces.names), grid_faces), tuple(plans[0].table1[:3]))
@@ -244,8 +245,8 @@ def _plan_files(model_path: Path, data_dir: Path, out_dir: Path, holdout, sweep:
 
 
 @dataclass
-class _Faces:
-    """The evaluated faces and their ground truth for ID Sim and retrieval."""
+class Faces:
+    """The evaluated faces and their ground truth for ID Sim and retrieval (`score_face`)."""
 
     hq: torch.Tensor  # [N, 3, S, S] in [0, 1], on 8-bit levels
     names: list[str]  # paths relative to data_dir
@@ -253,12 +254,21 @@ class _Faces:
     landmarks: torch.Tensor  # dlib's 5 landmarks of each ground truth: every result is cut with its face's
     embeddings: torch.Tensor  # dlib embeddings of the ground truths
 
+    @classmethod
+    def of(cls, hq: torch.Tensor, names: Sequence[str], skipped: Sequence[str] = ()) -> Faces:
+        """Ground truths [N, 3, S, S] in [0, 1] with their landmarks and embeddings."""
+        from ..faces.identity import face_embedding, face_landmarks
 
-def _held_out_faces(data_dir: Path, holdout, hq_size: int, min_face_size, align: bool, faces_limit) -> _Faces:
+        landmarks = face_landmarks(hq)
+        return cls(hq, list(names), list(skipped), landmarks, face_embedding(hq, landmarks))
+
+
+def held_out_faces(data_dir: str | os.PathLike, hq_size: int, holdout: str | os.PathLike | None = None, *,
+                   min_face_size: int | None = None, align: bool = False, faces_limit: int | None = None) -> Faces:
     """The faces of data_dir listed in holdout (else all) at hq_size, with their landmarks and embeddings;
-    a face that holdout lists but data_dir lacks is an error, one too small to evaluate is skipped."""
-    from ..faces.identity import face_embedding, face_landmarks
-
+    a face that holdout lists but data_dir lacks is an error, one too small to evaluate is skipped.
+    evaluate's first step, public for the studies (studies/)."""
+    data_dir = Path(data_dir)
     include = None
     images = list_images(data_dir)  # faces are known by their path relative to data_dir
     if holdout is not None:
@@ -273,9 +283,19 @@ def _held_out_faces(data_dir: Path, holdout, hq_size: int, min_face_size, align:
     skipped = sorted(wanted - set(names))
     if faces_limit is not None:
         faces, names = faces[:faces_limit], names[:faces_limit]
-    hq = faces.float() / 255
-    landmarks = face_landmarks(hq)
-    return _Faces(hq, names, skipped, landmarks, face_embedding(hq, landmarks))
+    return Faces.of(faces.float() / 255, names, skipped)
+
+
+def score_face(out: torch.Tensor, faces: Faces, i: int) -> tuple[dict, torch.Tensor]:
+    """PSNR, SSIM and ID Sim of a result [1, 3, S, S] (on 8-bit levels) against ground truth i, as every
+    table scores it, and the result's dlib embedding (cut with the ground truth's landmarks; retrieval's)."""
+    from ..faces.identity import face_embedding
+
+    hq_i = faces.hq[i:i + 1]
+    embedding = face_embedding(out, faces.landmarks[i:i + 1])[0]
+    scores = {"psnr": float(psnr(out, hq_i)[0]), "ssim": float(ssim(out, hq_i)[0]),
+              "id_sim": float(embedding @ faces.embeddings[i])}
+    return scores, embedding
 
 
 @dataclass(frozen=True)
@@ -324,7 +344,7 @@ class _Grid:
                     [[self.results[i][k] for k in self.keys] for i in self.index], [hq[i:i + 1] for i in self.index])
 
 
-def _run_protocols(restorer: _Restorer, faces: _Faces, protocols: Sequence[str], plans: list[MethodPlan],
+def _run_protocols(restorer: _Restorer, faces: Faces, protocols: Sequence[str], plans: list[MethodPlan],
                    lq_size: int, grid: _Grid, progress: bool) -> tuple[list[dict], dict]:
     """Protocol by protocol: make the LQ faces, run the methods (the first plan's under the first
     protocol, the second's under the others) and score them. Returns the per-face rows and each
@@ -346,24 +366,19 @@ def _run_protocols(restorer: _Restorer, faces: _Faces, protocols: Sequence[str],
     return rows, per_protocol
 
 
-def _run_methods(restorer: _Restorer, faces: _Faces, protocol: str, methods: list[Method], lq: torch.Tensor,
+def _run_methods(restorer: _Restorer, faces: Faces, protocol: str, methods: list[Method], lq: torch.Tensor,
                  bar, grid: _Grid | None) -> list[dict]:
     """Every method on every face, scored against the ground truth (PSNR, SSIM, ID Sim) and by
     retrieval: one row per face and method."""
-    from ..faces.identity import face_embedding
-
     embeddings = {m.key: [] for m in methods}
     rows = []
     for i, name in enumerate(faces.names):
         bar.set_description(f"{protocol} {name}")
-        hq_i = faces.hq[i:i + 1]
         for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
             out, seconds = restorer(method, lq[i:i + 1], i)
-            embedding = face_embedding(out, faces.landmarks[i:i + 1])[0]
+            scores, embedding = score_face(out, faces, i)
             embeddings[method.key].append(embedding)
-            rows.append({"protocol": protocol, "face": name, "method": method.key,
-                         "psnr": float(psnr(out, hq_i)[0]), "ssim": float(ssim(out, hq_i)[0]),
-                         "id_sim": float(embedding @ faces.embeddings[i]), "seconds": seconds})
+            rows.append({"protocol": protocol, "face": name, "method": method.key, **scores, "seconds": seconds})
             if grid is not None:
                 grid.keep(i, method.key, out)
             bar.update(1)
@@ -703,4 +718,5 @@ def _write_grid(path: Path, lqs: list[torch.Tensor], results: list[list[torch.Te
         canvas.save(tmp, format="PNG")
 
 
-__all__ = ["evaluate", "plan_methods", "Method", "MethodPlan", "TABLE2_FACTORS"]
+__all__ = ["evaluate", "plan_methods", "Method", "MethodPlan", "TABLE2_FACTORS", "Faces", "held_out_faces",
+           "score_face"]

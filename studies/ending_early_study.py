@@ -1,15 +1,16 @@
 """Where should sampling end? Scores of each step's estimate of the clean face, under every protocol.
 
-    python -m tools.ending_early_study --model models/lpip_x4_64.safetensors \
+    python -m studies.ending_early_study --model models/lpip_x4_64.safetensors \
         --data ../shared/faces/aligned512 --holdout models/holdout.txt --faces 12 --out DIR
 
-Each held-out face is degraded by each protocol (as `lpip-diff evaluate` does, same seeds) and
-restored once with every step; the x0 estimate after step k is exactly what restore returns
+Each held-out face is loaded, degraded by each protocol and scored as `lpip-diff evaluate` does
+(its steps `held_out_faces`, `make_lq`, `score_face`; same seeds) and restored once with every
+step: restore's callback hands over the x0 estimate after step k, exactly what restore returns
 when `end_percent` rounds to k of the steps, so one run scores every end. PSNR / SSIM / ID Sim
 (dlib, the ground truth's landmarks) of each step's estimate and of bicubic; writes
 ending_early.md, ending_early.json and ending_early.png (each measure minus bicubic's, against
-end_percent) to --out. Needs the face
-photos; never used by the tests.
+end_percent) to --out. Needs the face photos for its figures; tests/test_studies.py runs it on two
+fixture faces.
 """
 from __future__ import annotations
 
@@ -21,41 +22,35 @@ from pathlib import Path
 
 import torch
 
-from lpip_core import load_model, psnr, restore, ssim
+from lpip_core import load_model, restore
 from lpip_core.checks import seed_for
-from lpip_core.data.folders import load_faces
-from lpip_core.data.split import read_split
+from lpip_core.evaluation.evaluate import held_out_faces, score_face
 from lpip_core.evaluation.protocols import PROTOCOLS, make_lq
-from lpip_core.faces.identity import face_embedding, face_landmarks
-from lpip_core.files import atomic_output
+from lpip_core.files import atomic_output, quantize_8bit
 from lpip_core.resize import resize
 
 MEASURES = ("psnr", "ssim", "id_sim")
 
 
 def study(model_path: Path, data: Path, holdout: Path | None, steps: int, limit: int | None, seed: int = 0) -> dict:
+    """Per protocol, per end ("bicubic", then "1".."steps"): the mean PSNR / SSIM / ID Sim over the faces."""
     model = load_model(model_path)
     hq_size, lq_size = model.config.hq_size, model.config.hq_size // model.config.scale
-    faces, names = load_faces(data, hq_size, include=read_split(holdout) if holdout else None)
-    hq = faces[:limit].float() / 255
-    landmarks = face_landmarks(hq)
-    truth = face_embedding(hq, landmarks)
+    faces = held_out_faces(data, hq_size, holdout, faces_limit=limit)
     means = {}
     for protocol in PROTOCOLS:
-        lq = make_lq(protocol, hq, lq_size, seed)
+        lq = make_lq(protocol, faces.hq, lq_size, seed)
         scores = {}
-        for i in range(hq.shape[0]):
+        for i in range(len(faces.names)):
             estimates = {"bicubic": resize(lq[i:i + 1], (hq_size, hq_size))}
             restore(model, lq[i:i + 1], steps=steps, seed=seed_for(seed, i), samples=1,
-                    callback=lambda k, n, x0: estimates.__setitem__(k, x0.clamp(0, 1)))
+                    callback=lambda info: estimates.__setitem__(str(info["i"] + 1), info["denoised"]))
             for key, x in estimates.items():
-                x = (x * 255).round() / 255
-                row = scores.setdefault(str(key), {m: [] for m in MEASURES})
-                row["psnr"].append(psnr(x, hq[i:i + 1]).item())
-                row["ssim"].append(ssim(x, hq[i:i + 1]).item())
-                row["id_sim"].append((face_embedding(x, landmarks[i:i + 1])[0] @ truth[i]).item())
+                row = scores.setdefault(key, {m: [] for m in MEASURES})
+                for m, value in score_face(quantize_8bit(x), faces, i)[0].items():
+                    row[m].append(value)
         means[protocol] = {key: {m: statistics.fmean(v) for m, v in row.items()} for key, row in scores.items()}
-    return {"model": model_path.name, "scale": model.config.scale, "faces": hq.shape[0], "steps": steps,
+    return {"model": model_path.name, "scale": model.config.scale, "faces": len(faces.names), "steps": steps,
             "seed": seed, "means": means}
 
 

@@ -1,7 +1,7 @@
 """The figure of LQ faces in docs/training.md ("Degradation"): real 16 px faces next to draws of each
 training variant, with the sharpness of each row (the number the degradation's mix was checked against).
 
-    python -m tools.lq_faces --photos ../shared/faces/photos --att ../shared/faces/att \
+    python -m studies.lq_faces --photos ../shared/faces/photos --att ../shared/faces/att \
         --faces ../shared/faces/aligned512 --holdout models/holdout.txt --out docs/lq_faces.png
 
 Rows: faces cut at 16 px from real photos by the pack's own Face Crop & Align path (what a user

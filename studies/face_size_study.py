@@ -1,6 +1,6 @@
 """Faces bigger than the model's 16 px input: which path restores them best?
 
-    python -m tools.face_size_study --model models/lpip_x4_64.safetensors \
+    python -m studies.face_size_study --model models/lpip_x4_64.safetensors \
         --data ../shared/faces/aligned512 --holdout models/holdout.txt --sizes 24,32,48 --out DIR
 
 Each held-out face is shown at N px (its aligned crop shrunk with antialiasing, as Face Crop &
@@ -9,8 +9,9 @@ and brought to the model's output size by:
   (a) resize to the model's LQ size, restore (low_resolution input, the paper's path),
   (b) bicubic to the output size, restore in place (already_upscaled) at each `--denoise`,
   (c) Lanczos to the output size; and bicubic as the reference.
-PSNR / SSIM / ID Sim (dlib) against the ground truth at the output size; writes face_size.md and
-face_size.json to --out. Needs the face photos; never used by the tests.
+PSNR / SSIM / ID Sim (dlib) against the ground truth at the output size, scored as `lpip-diff
+evaluate` scores (`score_face`); writes face_size.md and face_size.json to --out. Needs the face
+photos for its figures; tests/test_studies.py runs it on two fixture faces.
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from lpip_core import load_model, psnr, restore, ssim
+from lpip_core import load_model, restore
 from lpip_core.data.degrade import DegradeParams, degrade
 from lpip_core.data.folders import load_faces
 from lpip_core.data.split import read_split
-from lpip_core.faces.identity import id_similarity
-from lpip_core.files import atomic_output, from_pil, to_pil
+from lpip_core.evaluation.evaluate import Faces, score_face
+from lpip_core.files import atomic_output, from_pil, quantize_8bit, to_pil
+from lpip_core.method.plan import ALREADY_UPSCALED
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.resize import resize
 
@@ -54,10 +56,10 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
     out_size, lq_size = model.config.hq_size, model.config.hq_size // model.config.scale
     include = read_split(holdout) if holdout else None
     faces, names = load_faces(data, 512 if out_size <= 512 else out_size, include=include, min_face_size=out_size)
-    faces, names = faces[:limit], names[:limit]
+    faces = faces[:limit].float() / 255
+    truths = Faces.of(resize(faces, (out_size, out_size)), names[:limit])  # the ground truths at the output size
     rows = []
-    for i, face in enumerate(faces.float() / 255):
-        truth = resize(face[None], (out_size, out_size))
+    for i, face in enumerate(faces):
         for n in sizes:
             seen = shown_at(face[None], n, degradation, seed + i)
             methods = {
@@ -68,13 +70,12 @@ def study(model_path: Path, data: Path, holdout: Path | None, sizes: list[int], 
             }
             for d in denoises:
                 methods[f"b: upscale, restore in place, denoise {d:g}"] = restore(
-                    model, resize(seen, (out_size, out_size)), upsampled=True, steps=steps, seed=seed + i, denoise=d,
-                    end_percent=end_percent)
+                    model, resize(seen, (out_size, out_size)), input_is=ALREADY_UPSCALED, steps=steps, seed=seed + i,
+                    denoise=d, end_percent=end_percent)
             for key, out in methods.items():
-                out = (out.clamp(0, 1) * 255).round() / 255
-                rows.append({"face": names[i], "size": n, "method": key, "psnr": psnr(out, truth).item(),
-                             "ssim": ssim(out, truth).item(), "id_sim": id_similarity(out, truth).item()})
-    return {"model": model_path.name, "output_size": out_size, "faces": len(names), "sizes": sizes,
+                scores, _ = score_face(quantize_8bit(out), truths, i)
+                rows.append({"face": truths.names[i], "size": n, "method": key, **scores})
+    return {"model": model_path.name, "output_size": out_size, "faces": len(truths.names), "sizes": sizes,
             "degradation": degradation, "steps": steps, "end_percent": end_percent, "rows": rows}
 
 

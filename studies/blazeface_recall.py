@@ -1,10 +1,10 @@
-"""BlazeFace full-range (MediaPipe, Apache-2.0) on tiny faces, scored as tools/detection_study.py
+"""BlazeFace full-range (MediaPipe, Apache-2.0) on tiny faces, scored as studies/detection_study.py
 scores dlib: the same ground truth (its detection.json), the same shrinking and match rule, the
 same eye error. Measured for docs/detection.md; the pack does not use MediaPipe.
 
     python -m venv mpvenv && mpvenv/bin/pip install --no-deps mediapipe==0.10.14 && \
         mpvenv/bin/pip install "numpy<2" opencv-python-headless "protobuf<5" absl-py attrs flatbuffers pillow matplotlib
-    mpvenv/bin/python tools/blazeface_recall.py DIR/detection.json PHOTO [PHOTO ...]
+    mpvenv/bin/python studies/blazeface_recall.py DIR/detection.json PHOTO [PHOTO ...]
 
 mediapipe 0.10.14 is the newest release checked that ships the model inside the wheel
 (mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite, the legacy

@@ -1,7 +1,7 @@
 """The demo with ground truth: the 1927 photo shrunk until its faces are N px wide, restored by the
 demo's pipeline, each face scored against the full-size photo's face.
 
-    python -m tools.demo_score --photo ../shared/faces/photos/solvay_conference_1927.jpg \
+    python -m studies.demo_score --photo ../shared/faces/photos/solvay_conference_1927.jpg \
         --face-px 12 --out DIR [--write-photo examples/photos/solvay_1927_small.jpg] [--max-face-px -1]
 
 The pipeline is the example workflow's (and `lpip-diff restore --photo --upscale 4`'s):
@@ -10,10 +10,11 @@ restore (25 steps, the defaults), paste back. Every face found (restored or left
 limit: then its LPIP-Diff crop is the Lanczos one, as in the photo the pipeline returns) is cut with the same
 alignment at the model's output size (64 px) from the Lanczos x4 photo, the restored photo and the
 full-size photo (the truth, shrunk with antialiasing to the same 64 px), and scored: PSNR, SSIM,
-ID Sim (dlib) against the truth, and sharpness (high-frequency energy over the truth's). The
-shrunk photo is saved as JPEG (quality 92) and read back before the run, so that the score is the
-score of the file `--write-photo` writes. Writes demo.md, demo.json and demo.jpg (per face:
-Lanczos x4 | LPIP-Diff | original) to --out. Needs the full-size photo; never used by the tests.
+ID Sim (dlib) against the truth as `lpip-diff evaluate` scores (`score_face`), and sharpness
+(high-frequency energy over the truth's). The shrunk photo is saved as JPEG (quality 92) and read
+back before the run, so that the score is the score of the file `--write-photo` writes. Writes
+demo.md, demo.json and demo.jpg (per face: Lanczos x4 | LPIP-Diff | original) to --out. Needs the
+full-size photo; never used by the tests.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from lpip_core import load_model, psnr, restore, ssim
+from lpip_core import load_model, restore
+from lpip_core.evaluation.evaluate import Faces, score_face
 from lpip_core.faces.detect import FaceAlignment, detect_faces, warp_face
-from lpip_core.faces.identity import id_similarity
 from lpip_core.files import atomic_output, from_pil, read_image, to_pil
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.photo import restore_photo, upscale_lanczos
@@ -52,22 +53,27 @@ def score(full: torch.Tensor, lanczos: torch.Tensor, restored: torch.Tensor, fac
           out_size: int, upscale: float, left_alone: list[FaceAlignment] = ()) -> list[dict]:
     """Per face: the three 64 px crops and each method's PSNR / SSIM / ID Sim / sharpness. Faces in
     ``left_alone`` were left alone by the size limit: their LPIP-Diff crop is the Lanczos one."""
+    if not faces:
+        return []
     kx, ky = full.shape[-1] / lanczos.shape[-1], full.shape[-2] / lanczos.shape[-2]
-    rows = []
-    for i, al in enumerate(faces):  # pixel centres on integers: x_full = (x + 0.5) * kx - 0.5
+    truths = []
+    for al in faces:  # pixel centres on integers: x_full = (x + 0.5) * kx - 0.5
         points = [((x + 0.5) * kx - 0.5, (y + 0.5) * ky - 0.5) for x, y in al.landmarks]
         truth_al = FaceAlignment.from_landmarks(points,
                                                 image_size=tuple(full.shape[-2:]), face_size=out_size)
-        truth = warp_face(full[0], truth_al)[None]
+        truths.append(warp_face(full[0], truth_al)[None])
+    truth = Faces.of(torch.cat(truths), [str(i) for i in range(len(faces))])
+    rows = []
+    for i, al in enumerate(faces):
         row = {"face": i, "left_alone": any(al is a for a in left_alone),
                "box": [round(v / upscale, 1) for v in al.box], "crop_px": round(al.source_side / upscale, 1),
-               "crops": {"original": truth}}
+               "crops": {"original": truths[i]}}
         for name, image in zip(METHODS, (lanczos, restored)):
             crop = warp_face(image[0], al, out_size)[None]
             row["crops"][name] = crop
-            row[name] = {"psnr": psnr(crop, truth).item(), "ssim": ssim(crop, truth).item(),
-                         "id_sim": id_similarity(crop, truth).item(),
-                         "sharpness": high_frequency_energy(crop[0]) / high_frequency_energy(truth[0])}
+            scores, _ = score_face(crop, truth, i)
+            sharpness = high_frequency_energy(crop[0]) / high_frequency_energy(truths[i][0])
+            row[name] = {**scores, "sharpness": sharpness}
         rows.append(row)
     return rows
 

@@ -1,7 +1,7 @@
 """The demo photo's faces side by side: the Lanczos-upscaled photo vs the restored photo. Is any
 restored face softer than the photo around it?
 
-    python -m tools.demo_crops --photo examples/photos/solvay_1927.jpg \
+    python -m studies.demo_crops --photo examples/photos/solvay_1927.jpg \
         --restored "x2"=outputs/demo/restored_photo_00001_.png ... --out docs/demo_crops.png
 
 For each restored photo (any upscale of --photo), the photo is upscaled with Lanczos to the same

@@ -1,6 +1,6 @@
 """How many of a photo's faces does the pack's detector find once the faces are tiny?
 
-    python -m tools.detection_study --photo ../shared/faces/photos/solvay_conference_1927.jpg \
+    python -m studies.detection_study --photo ../shared/faces/photos/solvay_conference_1927.jpg \
         --widths 10,12,14,16,24 --out DIR
 
 The ground truth is what the detector finds in the full-size photo (faces 70-110 px wide: dlib
