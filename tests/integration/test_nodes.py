@@ -821,7 +821,7 @@ def test_restore_faces_leaves_big_faces_alone(comfy_server, tiny_checkpoint, tmp
     (right), Lanczos x4, Restore Faces with upscaled_by 4: only the tiny face is restored, the big
     one keeps every pixel and is 0 in the mask, and the node's text names it. Face Crop & Align
     with the same inputs cuts only the tiny face."""
-    from test_photo import mixed_photo  # tests/test_photo.py: the same photo as the core's test
+    from tests.helpers import mixed_photo  # the same photo as the core's test (tests/core/test_photo.py)
 
     mixed_photo().save(tmp_path / "mixed_sizes.png")
     name = comfy_server.upload_image(tmp_path / "mixed_sizes.png")

@@ -2,7 +2,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 
 import lpip_core
@@ -14,6 +13,7 @@ from lpip_core.method.plan import DEVICE_PATCHES_PER_CALL, auto_patch_batch, pat
 from lpip_core.method.sampler import FusedEps, sample_ddim
 from lpip_core.method.schedule import NoiseSchedule, denoised_timesteps, sampling_timesteps, steps_until_end
 from lpip_core.resize import resize
+from tests.helpers import tiny_model
 
 
 class Pointwise(nn.Module):
