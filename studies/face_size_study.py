@@ -11,7 +11,7 @@ and brought to the model's output size by:
   (c) Lanczos to the output size; and bicubic as the reference.
 PSNR / SSIM / ID Sim (dlib) against the ground truth at the output size, scored as `lpip-diff
 evaluate` scores (`score_face`); writes face_size.md and face_size.json to --out. Needs the face
-photos for its figures; tests/test_studies.py runs it on two fixture faces.
+photos for its figures; tests/studies/test_face_size_study.py runs it on two fixture faces.
 """
 from __future__ import annotations
 

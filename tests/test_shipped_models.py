@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES
 
 import lpip_core
 from lpip_core.evaluation.protocols import PROTOCOLS, make_lq
@@ -14,6 +13,7 @@ from lpip_core.faces.identity import id_similarity
 from lpip_core.files import read_image
 from lpip_core.method.restoration import RECOMMENDED_DENOISE, RECOMMENDED_END_PERCENT
 from lpip_core.resize import resize
+from tests.helpers import FIXTURES
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULTS = ("lpip_x4_64", "lpip_x8_128")

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, tiny_model
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -21,6 +20,7 @@ import lpip_core
 from lpip_core.cli import main
 from lpip_core.files import read_image, write_image
 from lpip_core.resize import resize
+from tests.helpers import FIXTURES, tiny_model
 
 from .hostile import png_bomb
 

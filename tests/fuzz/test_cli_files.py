@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, tiny_model
 from hypothesis import event, given
 from hypothesis import strategies as st
 
 import lpip_core
 from lpip_core.files import read_image, write_image
 from lpip_core.resize import resize
+from tests.helpers import FIXTURES, tiny_model
 
 from .test_cli import one_line, run
 

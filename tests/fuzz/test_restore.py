@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_model
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lpip_core import restore
 from lpip_core.method import memory, patches, restoration
 from lpip_core.method.memory import memory_estimate
+from tests.helpers import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = tiny_model()

@@ -1,5 +1,5 @@
-"""Integration tests: a real ComfyUI 0.3.75 server with this pack (see conftest.py).
+"""Integration tests: real ComfyUI servers (0.3.75 and 0.28.2) with this pack, and a browser.
 
-A package, so that its conftest is imported as ``integration.conftest`` and never shadows
-tests/conftest.py, which the unit tests import as ``conftest``.
+The server fixtures are in conftest.py; every test under this folder gets the ``integration``
+marker from it. nodes/ holds one file per node of the pack.
 """

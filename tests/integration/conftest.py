@@ -74,7 +74,7 @@ def comfy_dir(comfy_version) -> Path:
 def hostile_models(comfy_version, tmp_path_factory) -> dict[str, str]:
     """The hostile checkpoint corpus (tests/fuzz/hostile.py), written into the server's
     models/lpip_diff before it starts: every test runs with this junk beside the good models."""
-    from fuzz.hostile import hostile_checkpoints
+    from tests.fuzz.hostile import hostile_checkpoints
 
     base = tmp_path_factory.mktemp(f"comfyui-{comfy_version}")
     return {"base_dir": base, **hostile_checkpoints(base / "models" / "lpip_diff")}

@@ -1,11 +1,9 @@
 """How the UNet runs: half precision against fp32, torch.compile, channels-last input, one-pass previews."""
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 
 import lpip_core
@@ -15,8 +13,8 @@ from lpip_core.files import read_image, tile
 from lpip_core.method import runtime
 from lpip_core.method.patches import patch_grid
 from lpip_core.method.sampler import FusedEps
+from tests.helpers import REPO, tiny_model
 
-REPO = Path(__file__).resolve().parent.parent
 LQ = REPO / "examples" / "lq" / "hopper_16.png"  # a real 16 px face
 
 

@@ -1,6 +1,6 @@
 """Training on several processes through PyTorch DDP: 2 CPU ranks (gloo) under torchrun.
 
-torchrun starts tests/ddp_worker.py twice; each rank trains a tiny model for a few steps through
+torchrun starts ddp_worker.py (beside this file) twice; each rank trains a tiny model for a few steps through
 lpip_core.training.train.train and reports the weights it started and ended with and the samples it drew.
 """
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO as ROOT
 
 
 def free_port() -> int:
@@ -34,7 +34,7 @@ def test_two_cpu_ranks_agree_on_the_weights_and_split_the_data(tmp_path, fixture
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           str(ROOT / "tests" / "ddp_worker.py"), str(data), str(out)]
+           str(Path(__file__).with_name("ddp_worker.py")), str(data), str(out)]
     run = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=110)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 

@@ -3,11 +3,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_model
 
 from lpip_core import CheckpointError, load_model, read_config, save_model
 from lpip_core.cli import main
 from lpip_core.training.average import average_models
+from tests.helpers import tiny_model
 
 
 def _save(tmp_path, name, seed, steps, degradation, scale=4):

@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import FIXTURES, tiny_model
 from PIL import Image
 
 import lpip_core
@@ -13,6 +12,7 @@ from lpip_core.cli import main
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.files import read_image, write_image
 from lpip_core.resize import resize
+from tests.helpers import FIXTURES, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FIXTURES, tiny_model
 from PIL import Image
 
 import lpip_core
 from lpip_core.cli import main
 from lpip_core.files import from_pil, read_image
 from lpip_core.photo import AUTO, NO_LIMIT, face_limit, restore_photo, split_by_size, upscale_lanczos
+from tests.helpers import FIXTURES, mixed_photo, tiny_model
 
 
 def never(crops):
@@ -18,15 +18,6 @@ def never(crops):
 
 def grey(crops):
     return torch.full((crops.shape[0], 3, 64, 64), 0.5)
-
-
-def mixed_photo() -> Image.Image:
-    """200x100 px: Grace Hopper big (her aligned crop spans about 66 px) and Obama tiny (about 16 px)."""
-    canvas = Image.new("RGB", (200, 100), (128, 128, 128))
-    with Image.open(FIXTURES / "faces" / "hopper.jpg") as big, Image.open(FIXTURES / "faces" / "obama.jpg") as tiny:
-        canvas.paste(big.convert("RGB").resize((96, 96), Image.Resampling.LANCZOS), (0, 2))
-        canvas.paste(tiny.convert("RGB").resize((36, 45), Image.Resampling.LANCZOS), (140, 30))
-    return canvas
 
 
 def test_the_automatic_limit_comes_from_the_models_face_size():

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from lpip_core.method.schedule import NoiseSchedule, ScheduleConfig
+from lpip_core.method.schedule import (
+    NoiseSchedule,
+    ScheduleConfig,
+    denoised_timesteps,
+    sampling_timesteps,
+    steps_until_end,
+)
 
 
 def test_linear_schedule_matches_the_paper():
@@ -63,3 +69,20 @@ def test_bad_schedules_are_refused(bad):
 def test_steps_outside_range_are_refused(steps):
     with pytest.raises(ValueError, match="steps must be in 1..1000"):
         NoiseSchedule().ddim_timesteps(steps)
+
+
+def test_steps_until_end_rounds_the_share_half_up_and_runs_at_least_one_step():
+    assert [steps_until_end(25, 0.6), steps_until_end(50, 0.6), steps_until_end(10, 0.6), steps_until_end(3, 0.5), steps_until_end(5, 0.01)] == \
+        [15, 30, 6, 2, 1]
+
+
+def test_sampling_timesteps_are_the_denoised_schedule_cut_at_end_percent():
+    schedule = NoiseSchedule()
+    kept = sampling_timesteps(schedule, 10, denoise=0.5, end_percent=0.6, spacing="leading")
+    assert kept == denoised_timesteps(schedule, 10, 0.5, "leading")[:6] and len(kept) == steps_until_end(10, 0.6)
+    assert sampling_timesteps(schedule, 25) == schedule.ddim_timesteps(25, "trailing")
+    assert sampling_timesteps(schedule, 25, denoise=0.0) == []  # nothing to sample: the upsampled input
+    with pytest.raises(ValueError, match="spacing must be one of trailing, leading, got 'middle'"):
+        sampling_timesteps(schedule, 25, spacing="middle")
+    with pytest.raises(ValueError, match="steps must be an integer in 1..1000, got 1001"):
+        sampling_timesteps(schedule, 1001)

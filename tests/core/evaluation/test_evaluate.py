@@ -14,7 +14,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, tiny_model
 from PIL import Image
 
 import lpip_core
@@ -22,6 +21,7 @@ from lpip_core.evaluation.evaluate import evaluate, plan_methods
 from lpip_core.evaluation.protocols import make_lq
 from lpip_core.files import read_image
 from lpip_core.resize import resize
+from tests.helpers import FIXTURES, tiny_model
 
 FACES = ("astronaut", "hopper", "obama")  # sorted: the order evaluate() sees them in
 METHODS = {"bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian", "lpip-mean-p6-s3",

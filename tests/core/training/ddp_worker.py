@@ -1,7 +1,7 @@
-"""One rank of the DDP test (tests/test_ddp.py), started by torchrun: a few training steps of a tiny
+"""One rank of the DDP test (tests/core/training/test_ddp.py), started by torchrun: a few training steps of a tiny
 model through lpip_core.training.train.train, then a JSON report of what this rank saw and ended with.
 
-Usage: torchrun --nproc_per_node 2 tests/ddp_worker.py DATA_DIR OUT_DIR
+Usage: torchrun --nproc_per_node 2 tests/core/training/ddp_worker.py DATA_DIR OUT_DIR
 Writes OUT_DIR/rank<R>.json: sha256 of the weights DDP started from and ended with, and the
 sample numbers this rank drew from the data stream.
 """

@@ -2,18 +2,18 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 
 import lpip_core
 from lpip_core import LPIPModel, SamplingCancelled, restore
-from lpip_core.method import memory, restoration
+from lpip_core.method import memory
 from lpip_core.method.memory import memory_estimate
 from lpip_core.method.patches import patch_grid
-from lpip_core.method.plan import DEVICE_PATCHES_PER_CALL, auto_patch_batch, patch_layout, plan_sampling
+from lpip_core.method.plan import plan_sampling
 from lpip_core.method.sampler import FusedEps, sample_ddim
-from lpip_core.method.schedule import NoiseSchedule, denoised_timesteps, sampling_timesteps, steps_until_end
+from lpip_core.method.schedule import NoiseSchedule, denoised_timesteps, sampling_timesteps
 from lpip_core.resize import resize
+from tests.helpers import tiny_model
 
 
 class Pointwise(nn.Module):
@@ -131,20 +131,6 @@ def test_short_memory_splits_the_batch_into_passes_with_the_same_result(model, m
     assert seen == [(1, 6, 2), (2, 6, 2), (3, 6, 2), (4, 6, 2), (5, 6, 1), (6, 6, 1)]
 
 
-def test_the_guard_counts_the_whole_batchs_result_before_any_pass(model, monkeypatch):
-    """Passes of one face fit, but not the result of 2000 (and their float64 sum for samples > 1):
-    refused before any work, naming the batch and what to change."""
-    shared, per_patch = memory_estimate(model.config, 1, (64, 64), (16, 16), (8, 8), "mean", torch.float32)
-    held = memory.held_memory(2000, (16, 16), (64, 64), 1)
-    assert held == 2000 * 3 * (16 * 16 + 64 * 64) * 4
-    assert memory.held_memory(2000, (16, 16), (64, 64), 2) == held + 2000 * 3 * 64 * 64 * 8
-    room = (shared + 16 * per_patch + held // 2) / memory.MEMORY_SHARE
-    monkeypatch.setattr(memory, "available_memory", lambda device: int(room))
-    monkeypatch.setattr(restoration, "resize", lambda *a: pytest.fail("sampled before the guard"))
-    with pytest.raises(ValueError, match="restoring 2000 image.*fewer images at a time"):
-        restore(model, torch.zeros(2000, 3, 16, 16), steps=1, max_patch_batch=16)
-
-
 def test_the_largest_seed_serves_a_batch_and_wraps_to_zero(model):
     lq = torch.rand(2, 3, 16, 16)
     batch = restore(model, lq, steps=2, seed=2 ** 64 - 1)
@@ -226,14 +212,6 @@ def test_restore_is_exported_with_its_documented_defaults():
     assert lpip_core.restore is restore
 
 
-def test_automatic_patch_chunks_hold_about_16k_pixels_on_the_cpu():
-    cpu = torch.device("cpu")
-    assert [auto_patch_batch(cpu, (m, m)) for m in (16, 32, 64, 256)] == [64, 16, 4, 1]
-    assert auto_patch_batch(torch.device("meta"), (32, 32)) == DEVICE_PATCHES_PER_CALL == 512
-    assert auto_patch_batch(cpu, (32, 32), 8) == 8 and auto_patch_batch(cpu, (32, 32), 64) == 16  # a bound
-    assert auto_patch_batch(torch.device("meta"), (32, 32), 256) == 256
-
-
 # --- denoise (KSampler's meaning) ---
 
 class RecordingEps:
@@ -308,11 +286,6 @@ def test_end_percent_1_and_shares_that_round_to_every_step_are_the_unchanged_sam
         assert torch.equal(_restore_toy(lq, end_percent=end)[0], default)
 
 
-def test_steps_until_end_rounds_the_share_half_up_and_runs_at_least_one_step():
-    assert [steps_until_end(25, 0.6), steps_until_end(50, 0.6), steps_until_end(10, 0.6), steps_until_end(3, 0.5), steps_until_end(5, 0.01)] == \
-        [15, 30, 6, 2, 1]
-
-
 @pytest.mark.parametrize("denoise", [1.0, 0.6])
 def test_end_percent_returns_that_steps_clean_estimate_after_that_many_unet_steps(model, denoise):
     """Ending at 0.6 of 5 steps runs the first 3 steps of the full run unchanged, and returns the x0
@@ -367,56 +340,7 @@ def test_samples_progress_counts_every_sample_and_bad_values_are_refused(model):
             restore(model, torch.rand(1, 3, 8, 8), steps=2, samples=bad)
 
 
-@pytest.mark.parametrize("chunk, images", [(None, 1), (5, 1), (7, 3)])
-def test_sampling_plan_counts_the_unet_calls_restore_makes(model, chunk, images):
-    """plan_sampling is what restore runs: the grid, and steps x ceil(images x patches / chunk) calls."""
-    calls = []
-
-    def counting(x, lq, t):
-        calls.append(x.shape[0])
-        return model(x, lq, t)
-
-    counting.config = model.config
-    lq = torch.rand(images, 3, 16, 16)
-    restore(counting, lq, steps=3, max_patch_batch=chunk, scale=4, patch_size=16)
-    plan = plan_sampling(counting, (16, 16), scale=4, patch_size=16, max_patch_batch=chunk)
-    assert plan.patches_per_step == 49 and plan.grid.ys == (0, 8, 16, 24, 32, 40, 48)
-    assert len(calls) == plan.unet_calls(3, images) and sum(calls) == 3 * images * 49
-    info = plan.describe(3, images)
-    assert info["patches_per_step"] == images * 49 and info["unet_calls"] == len(calls) and info["steps"] == 3
-
-
-def test_sampling_plan_of_a_small_upscaled_image_pads_the_canvas(model):
-    plan = plan_sampling(model, (10, 40), patch_size=16, stride=16, input_is="already_upscaled")
-    assert (plan.height, plan.width) == (10, 40) and (plan.grid.height, plan.grid.width) == (16, 40)
-    assert plan.grid.ys == (0,) and plan.grid.xs == (0, 16, 24)
-
-
-def test_the_guard_reads_the_per_process_memory_fraction_on_cuda(monkeypatch):
-    """torch.cuda.set_per_process_memory_fraction caps what the allocator may hold: the guard plans
-    within that cap, not within the driver's free memory."""
-    gb = 2 ** 30
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (60 * gb, 80 * gb))
-    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 6 * gb)
-    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4 * gb)
-    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 1.0)
-    assert memory.available_memory(torch.device("cuda")) == 62 * gb  # free + reserved - allocated
-    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device: 0.125)
-    assert memory.available_memory(torch.device("cuda")) == 6 * gb  # 10 GB allowed, 4 GB in use
-
-
-# --- the timesteps built once, the callback's dict, the plan handed back, the old names ---
-
-def test_sampling_timesteps_are_the_denoised_schedule_cut_at_end_percent():
-    schedule = NoiseSchedule()
-    kept = sampling_timesteps(schedule, 10, denoise=0.5, end_percent=0.6, spacing="leading")
-    assert kept == denoised_timesteps(schedule, 10, 0.5, "leading")[:6] and len(kept) == steps_until_end(10, 0.6)
-    assert sampling_timesteps(schedule, 25) == schedule.ddim_timesteps(25, "trailing")
-    assert sampling_timesteps(schedule, 25, denoise=0.0) == []  # nothing to sample: the upsampled input
-    with pytest.raises(ValueError, match="spacing must be one of trailing, leading, got 'middle'"):
-        sampling_timesteps(schedule, 25, spacing="middle")
-    with pytest.raises(ValueError, match="steps must be an integer in 1..1000, got 1001"):
-        sampling_timesteps(schedule, 1001)
+# --- the timesteps restore builds, the callback's dict, the old names ---
 
 
 def test_restore_runs_the_timesteps_it_built_and_reports_them_in_the_callbacks_dict():
@@ -460,21 +384,3 @@ def test_the_old_keywords_still_work_with_a_deprecation_warning(model):
         restore(model, lq, steps=2, input_is="big")
 
 
-def test_restore_hands_back_the_plan_it_ran(model):
-    lq = torch.rand(3, 3, 16, 16)
-    out, plan = restore(model, lq, steps=2, seed=1, max_patch_batch=20, return_plan=True)
-    assert torch.equal(out, restore(model, lq, steps=2, seed=1, max_patch_batch=20))
-    again = plan_sampling(model, (16, 16), max_patch_batch=20, images=3)
-    assert plan.describe(2, 3) == again.describe(2, 3) and plan.images_per_pass == again.images_per_pass
-    assert plan.describe(2, 3)["max_patch_batch"] == 20
-
-
-def test_the_layout_counts_the_grids_patches_without_building_it_and_estimates_one_pass(model):
-    layout = patch_layout(model.config, (10, 13), stride=5)
-    assert (layout.height, layout.width, layout.patch, layout.stride) == (40, 52, (16, 16), (5, 5))
-    assert layout.patches == layout.grid().num_patches == 6 * 9
-    fixed, per_patch = memory_estimate(model.config, 2, (40, 52), (16, 16), (5, 5), "mean", torch.float32)
-    assert layout.working_memory(model.config, 2, "mean", 512, torch.float32) == fixed + per_patch * 2 * 54
-    assert layout.working_memory(model.config, 2, "mean", 8, torch.float32) == fixed + per_patch * 8
-    small = patch_layout(model.config, (10, 40), patch_size=16, stride=16, input_is="already_upscaled")
-    assert small.canvas == (16, 40) and small.patches == 3

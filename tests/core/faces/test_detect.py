@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,9 @@ from lpip_core.faces.detect import (
     warp_face,
 )
 from lpip_core.faces.paste import face_masks, paste_faces
+from tests.helpers import FIXTURES, REPO
 
-FIXTURES = Path(__file__).parent / "fixtures" / "faces"
+FACES = FIXTURES / "faces"
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "hopper.jpg", "astronaut.jpg"]
 # Eye centres of the FFHQ-style crop, as fractions of the side (the 5-point template that
 # facexlib/GFPGAN use for FFHQ: (193, 240) and (319, 240) in a 512 crop).
@@ -28,7 +28,7 @@ FFHQ_EYES = ((0.377, 0.469), (0.623, 0.469))
 
 
 def load(name: str) -> torch.Tensor:
-    a = np.asarray(Image.open(FIXTURES / name).convert("RGB"), dtype=np.float32) / 255.0
+    a = np.asarray(Image.open(FACES / name).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()
 
 
@@ -68,7 +68,7 @@ def obama():
 
 def test_import_does_not_load_dlib():
     code = "import sys, lpip_core.faces.detect, lpip_core.faces.identity; assert 'dlib' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 @pytest.mark.parametrize("name", PORTRAITS)

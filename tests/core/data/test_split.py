@@ -1,13 +1,13 @@
 """lpip_core.data.split and the shipped held-out lists it wrote (models/holdout*.txt)."""
-from pathlib import Path
 
 import torch
 
 from lpip_core.data.split import perceptual_hash, person_groups, read_split, stratified_holdout
 from lpip_core.files import read_image
 from lpip_core.resize import resize
+from tests.helpers import REPO
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = REPO / "models"
 
 
 def test_perceptual_hash_survives_resizing_and_jpeg_but_tells_faces_apart(fixtures, tmp_path):
@@ -64,7 +64,7 @@ def test_a_group_that_would_overshoot_its_stratum_is_passed_over():
 def test_shipped_split_holds_out_the_demo_photo_and_80_pixabay_faces_by_sex():
     old, pixabay, excluded = (read_split(MODELS / f) for f in ("holdout.txt", "holdout-pixabay.txt",
                                                                "excluded-pixabay.txt"))
-    earlier = read_split(Path(__file__).resolve().parents[1] / "tools" / "holdout_2026-11.txt")
+    earlier = read_split(REPO / "tools" / "holdout_2026-11.txt")
     assert earlier <= old and len(earlier) == 24
     assert {f"solvay_conference_1927_{i}.png" for i in range(29)} <= old  # every face of the demo photo
     men, women = (sum(n.startswith(p) for n in pixabay) for p in ("m_", "w_"))

@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_model
 from safetensors.torch import save_file
 
 from lpip_core import CheckpointError, load_model, read_config, save_model
 from lpip_core.method.checkpoint import METADATA_KEY
+from tests.helpers import tiny_model
 
 
 def test_round_trip_build_save_load_gives_the_same_model(tmp_path, model):

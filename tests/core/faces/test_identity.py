@@ -1,6 +1,5 @@
 """Tests for lpip_core.faces.identity: dlib 128-d embeddings and ID Sim on real aligned faces."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +16,14 @@ from lpip_core.faces.identity import (
     id_similarity,
     identity_scores,
 )
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "faces"
+FACES = FIXTURES / "faces"
 PEOPLE = ["obama", "obama2", "biden", "hopper"]
 
 
 def load(name: str) -> torch.Tensor:
-    a = np.asarray(Image.open(FIXTURES / f"{name}.jpg").convert("RGB"), dtype=np.float32) / 255.0
+    a = np.asarray(Image.open(FACES / f"{name}.jpg").convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()
 
 
