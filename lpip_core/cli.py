@@ -202,8 +202,8 @@ def _degrade_params(args):
 
 def cmd_degrade(args) -> None:
     from .checks import check_seed, seed_for
-    from .files import read_image
     from .data.degrade import degrade
+    from .files import read_image
 
     check_float("--scale", args.scale, 1, 64)
     params = _degrade_params(args)

@@ -92,7 +92,7 @@ def table(rows: list[dict], found: int, truth: int, note: str) -> str:
             mean = [statistics.fmean(r[m][key] for r in rows) for key in ("psnr", "ssim", "id_sim")]
             med = statistics.median(r[m]["sharpness"] for r in rows)
             means.append(f"**{mean[0]:.2f} / {mean[1]:.3f} / {mean[2]:.3f} / {med:.2f}** (median)")
-        lines.append(f"| mean | | " + " | ".join(means) + " |")
+        lines.append("| mean | | " + " | ".join(means) + " |")
         ratio = statistics.median(r["LPIP-Diff"]["sharpness"] / r["Lanczos x4"]["sharpness"] for r in rows)
         wins = {key: sum(r["LPIP-Diff"][key] > r["Lanczos x4"][key] for r in rows)
                 for key in ("psnr", "ssim", "id_sim")}

@@ -9,8 +9,8 @@ step: restore's callback hands over the x0 estimate after step k, exactly what r
 when `end_percent` rounds to k of the steps, so one run scores every end. PSNR / SSIM / ID Sim
 (dlib, the ground truth's landmarks) of each step's estimate and of bicubic; writes
 ending_early.md, ending_early.json and ending_early.png (each measure minus bicubic's, against
-end_percent) to --out. Needs the face photos for its figures; tests/studies/test_ending_early_study.py runs it on two
-fixture faces.
+end_percent) to --out. Needs the face photos for its figures;
+tests/studies/test_ending_early_study.py runs it on two fixture faces.
 """
 from __future__ import annotations
 

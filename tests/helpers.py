@@ -5,6 +5,7 @@ different folders never clash and their imports do not depend on where pytest wa
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -14,6 +15,14 @@ import lpip_core
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def aligned_faces(folder: Path, *names: str) -> Path:
+    """A folder of the committed 128 px aligned faces (hopper, astronaut, obama): training and evaluation data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(FIXTURES / f"{name}_aligned_128.png", folder)
+    return folder
 
 
 def tiny_model(scale: int = 4, patch: int = 16, seed: int = 0) -> lpip_core.LPIPModel:

@@ -15,7 +15,7 @@ from .patches import FUSIONS, pad_to
 from .plan import ALREADY_UPSCALED, LOW_RESOLUTION, SamplingPlan, model_config, plan_sampling
 from .runtime import cpu_threads
 from .sampler import Callback, EpsModel, FusedEps, model_dtype, sample_ddim, step_callback
-from .schedule import NoiseSchedule, ScheduleConfig, sampling_timesteps, steps_until_end
+from .schedule import NoiseSchedule, ScheduleConfig, sampling_timesteps
 
 DEFAULT_STEPS = 25
 # What the node and the CLI start with (restore's own default stays the paper's 1.0): chosen from

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import csv
+import functools
 import json
 import math
 import os
@@ -35,7 +35,6 @@ from ..method.unet import PRESETS
 from ..outputs import Output, exclusive, plan_outputs
 from .augment import Augmentation
 from .pairs import DEGRADATIONS, PatchPairs, collate_pairs
-
 
 PRECISIONS = ("auto", "bf16", "fp32")
 MAX_FACES_PER_STEP = 1024  # memory: each face of a step is augmented and degraded at twice hq_size

@@ -1,6 +1,5 @@
 """The command line, driven in-process through lpip_core.cli.main on tiny models and fixture faces."""
 import json
-import shutil
 from dataclasses import replace
 
 import pytest
@@ -9,10 +8,10 @@ from PIL import Image
 
 import lpip_core
 from lpip_core.cli import main
-from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.files import read_image, write_image
+from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.resize import resize
-from tests.helpers import FIXTURES, tiny_model
+from tests.helpers import FIXTURES, aligned_faces, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,7 @@ def lq_faces(tmp_path):
 
 @pytest.fixture
 def hq_folder(tmp_path):
-    folder = tmp_path / "hq"
-    folder.mkdir()
-    for name in ("hopper", "astronaut", "obama"):
-        shutil.copy(FIXTURES / f"{name}_aligned_128.png", folder)
-    return folder
+    return aligned_faces(tmp_path / "hq", "hopper", "astronaut", "obama")
 
 
 @pytest.fixture

@@ -11,17 +11,14 @@ from safetensors.torch import save_file
 
 from lpip_core.data.folders import load_faces
 from lpip_core.training.train import TrainConfig, train
+from tests.helpers import aligned_faces
 
 from .test_cli import one_line, run, tree
 
 
 @pytest.fixture
-def faces(tmp_path, fixtures):
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for name in ("hopper", "obama"):
-        shutil.copy(fixtures / f"{name}_aligned_128.png", folder)
-    return folder
+def faces(tmp_path):
+    return aligned_faces(tmp_path / "faces", "hopper", "obama")
 
 
 def train_cli(faces, out, *flags):

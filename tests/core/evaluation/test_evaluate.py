@@ -21,7 +21,7 @@ from lpip_core.evaluation.evaluate import evaluate, plan_methods
 from lpip_core.evaluation.protocols import make_lq
 from lpip_core.files import read_image
 from lpip_core.resize import resize
-from tests.helpers import FIXTURES, tiny_model
+from tests.helpers import FIXTURES, aligned_faces, tiny_model
 
 FACES = ("astronaut", "hopper", "obama")  # sorted: the order evaluate() sees them in
 METHODS = {"bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian", "lpip-mean-p6-s3",
@@ -29,12 +29,9 @@ METHODS = {"bicubic", "whole-image", "lpip-mean", "lpip-median", "lpip-gaussian"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, fixtures):
+def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    data = root / "faces"
-    data.mkdir()
-    for name in FACES:
-        shutil.copy(fixtures / f"{name}_aligned_128.png", data)
+    data = aligned_faces(root / "faces", *FACES)
     # patch 12 on the tiny UNet (down-sampling 2): Table II's m/4 = 3 cannot run and must say so.
     model_path = lpip_core.save_model(tiny_model(scale=4, patch=12), root / "tiny.safetensors")
     return root, data, model_path

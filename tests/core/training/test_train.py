@@ -1,6 +1,5 @@
 import json
 import random
-import shutil
 import time
 
 import pytest
@@ -11,14 +10,12 @@ from lpip_core.data.folders import load_faces
 from lpip_core.method.schedule import NoiseSchedule
 from lpip_core.training.pairs import PatchPairs
 from lpip_core.training.train import TrainConfig, train
+from tests.helpers import aligned_faces
 
 
 @pytest.fixture
-def face_folder(tmp_path, fixtures):
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    shutil.copy(fixtures / "hopper_aligned_128.png", folder)
-    return folder
+def face_folder(tmp_path):
+    return aligned_faces(tmp_path / "faces", "hopper")
 
 
 def fixed_batch_loss(model, faces) -> float:
@@ -57,12 +54,8 @@ from lpip_core import read_config  # noqa: E402
 
 
 @pytest.fixture
-def three_faces(tmp_path, fixtures):
-    folder = tmp_path / "three"
-    folder.mkdir()
-    for name in ("hopper", "astronaut", "obama"):
-        shutil.copy(fixtures / f"{name}_aligned_128.png", folder)
-    return folder
+def three_faces(tmp_path):
+    return aligned_faces(tmp_path / "three", "hopper", "astronaut", "obama")
 
 
 def tiny_cfg(data, out, **kw) -> TrainConfig:
@@ -204,10 +197,7 @@ def manifest_folder(root, fixtures, rows):
     inside mask in <root>/inside512/ whose left half is outside the photo."""
     from PIL import Image
 
-    crops = root / "crops"
-    crops.mkdir(parents=True)
-    for name in ("hopper", "astronaut", "obama"):
-        shutil.copy(fixtures / f"{name}_aligned_128.png", crops)
+    crops = aligned_faces(root / "crops", "hopper", "astronaut", "obama")
     lines = ["crop,source,crop_side_in_source_px,outside_fraction"] + [f"{n}_aligned_128.png,x.jpg,{side},{out}"
                                                                        for n, side, out in rows]
     (crops / "MANIFEST.csv").write_text("\n".join(lines) + "\n")

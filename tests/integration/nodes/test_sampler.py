@@ -80,7 +80,8 @@ def test_denoise_in_the_server(comfy_server, tiny_checkpoint, lq_faces):
     assert entry["outputs"]["9"]["lpip_grid"][0]["samples"] == 1  # samples 0: this model's default, 1
     assert np.array_equal(model2, mean2) and entry["outputs"]["22"]["lpip_grid"][0]["samples"] == 2
     assert np.array_equal(model1, default) and entry["outputs"]["24"]["lpip_grid"][0]["samples"] == 1
-    from lpip_core import load_model as load_core_model, restore
+    from lpip_core import load_model as load_core_model
+    from lpip_core import restore
     from lpip_core.files import read_image
     from lpip_core.resize import resize
 
