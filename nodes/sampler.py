@@ -132,8 +132,8 @@ class PatchFusedSampler(io.ComfyNode):
                                       stride=stride, fusion=fusion, max_patch_batch=max_patch_batch,
                                       input_is=input_is, denoise=denoise, samples=samples, end_percent=end_percent)
         out = core_to_image(restored, output_device(), output_dtype())
-        steps_run = steps_until_end(steps, end_percent) if denoise > 0 else 0
-        return io.NodeOutput(out, ui=grid_ui(out, plan, steps_run, cls, samples))
+        steps_taken = steps_until_end(steps, end_percent) if denoise > 0 else 0
+        return io.NodeOutput(out, ui=grid_ui(out, plan, steps_taken, cls, samples))
 
 
 def check_model(model) -> LPIPModelHandle:
