@@ -328,7 +328,7 @@ def _train_parser(sub) -> None:
                        description="Train LPIP-Diff on random patches of degraded/clean face pairs. Several GPUs: "
                                    "torchrun --nproc_per_node N -m lpip_core train ...")
     t.add_argument("--data", required=True, action="append", help="folder of face images (searched recursively; "
-                   "FFHQ layout works); repeat for several folders")
+                   "FFHQ layout works); repeat for several folders (a folder named twice is drawn twice as often)")
     t.add_argument("-o", "--out", required=True, help="the EMA model to write (.safetensors); the run's log, loss "
                                                       "plot and resume state go to <out without suffix>-train/")
     t.add_argument("--scale", type=int, default=defaults["scale"], help="2, 4, 8 or 16 (LQ side = hq-size / scale)")
