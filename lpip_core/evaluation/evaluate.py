@@ -4,7 +4,8 @@ one or more degradation protocols (`protocols`), with an identity-retrieval scor
 Held-out HQ faces are resized (antialiased) to the model's hq_size and degraded by each protocol
 at a fixed seed (face b uses seed + b); LQ faces and results are rounded to 8 bits, as saved files
 would be (BasicSR scores 8-bit images too). Every method restores every face; PSNR / SSIM (BasicSR
-conventions: RGB, crop_border 0) and ID Sim (dlib) compare each result with its ground truth, and
+conventions: RGB, crop_border 0) and ID Sim (dlib) compare each result with its ground truth (and
+per_face.csv and results.json add PSNR inside the source photo where the crops carry masks), and
 retrieval top-1 asks whether the result's nearest ground truth (dlib embeddings, over all
 evaluated faces) is its own: dlib's ID Sim is compressed (about 0.8 for strangers), retrieval is not.
 
@@ -48,7 +49,8 @@ from .protocols import PROTOCOLS, check_protocols, make_lq
 
 TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
 DENOISE_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-METRICS = ("psnr", "ssim", "id_sim", "top1", "seconds")
+METRICS = ("psnr", "ssim", "id_sim", "top1", "seconds")  # the tables' columns
+EXTRA_METRICS = ("psnr_inside",)  # in per_face.csv and results.json only
 OUTPUT_FILES = ("per_face.csv", "table1.md", "table2.md", "table3.md", "protocols.md", "results.json")
 SWEEP_FILES = ("denoise.md", "denoise.png")
 
@@ -253,19 +255,24 @@ class Faces:
     skipped: list[str]  # wanted, but smaller than hq_size natively or without a face
     landmarks: torch.Tensor  # dlib's 5 landmarks of each ground truth: every result is cut with its face's
     embeddings: torch.Tensor  # dlib embeddings of the ground truths
+    inside: torch.Tensor  # [N, 1, S, S]: 1 where the crop lies inside its source photo (inside512/), else 0
 
     @classmethod
-    def of(cls, hq: torch.Tensor, names: Sequence[str], skipped: Sequence[str] = ()) -> Faces:
-        """Ground truths [N, 3, S, S] in [0, 1] with their landmarks and embeddings."""
+    def of(cls, hq: torch.Tensor, names: Sequence[str], skipped: Sequence[str] = (),
+           inside: torch.Tensor | None = None) -> Faces:
+        """Ground truths [N, 3, S, S] in [0, 1] with their landmarks and embeddings; inside: their masks
+        (default: every pixel inside the photo)."""
         from ..faces.identity import face_embedding, face_landmarks
 
         landmarks = face_landmarks(hq)
-        return cls(hq, list(names), list(skipped), landmarks, face_embedding(hq, landmarks))
+        inside = torch.ones_like(hq[:, :1]) if inside is None else inside
+        return cls(hq, list(names), list(skipped), landmarks, face_embedding(hq, landmarks), inside)
 
 
 def held_out_faces(data_dir: str | os.PathLike, hq_size: int, holdout: str | os.PathLike | None = None, *,
                    min_face_size: int | None = None, align: bool = False, faces_limit: int | None = None) -> Faces:
-    """The faces of data_dir listed in holdout (else all) at hq_size, with their landmarks and embeddings;
+    """The faces of data_dir listed in holdout (else all) at hq_size, with their landmarks, embeddings
+    and inside masks (a pixel is inside where at least half of what it covers is, as training cuts patches);
     a face that holdout lists but data_dir lacks is an error, one too small to evaluate is skipped.
     evaluate's first step, public for the studies (studies/)."""
     data_dir = Path(data_dir)
@@ -278,12 +285,13 @@ def held_out_faces(data_dir: str | os.PathLike, hq_size: int, holdout: str | os.
         if missing:
             raise ValueError(f"{len(missing)} face(s) listed in {Path(holdout).name} are not in {data_dir}: "
                              + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
-    faces, names = load_faces(data_dir, hq_size, include=include, min_face_size=min_face_size, align=align)
+    faces, names = load_faces(data_dir, hq_size, include=include, min_face_size=min_face_size, align=align,
+                              masks=True)
     wanted = {relative_name(p, data_dir) for p in images if include is None or listed(p, data_dir, include)}
     skipped = sorted(wanted - set(names))
     if faces_limit is not None:
         faces, names = faces[:faces_limit], names[:faces_limit]
-    return Faces.of(faces.float() / 255, names, skipped)
+    return Faces.of(faces[:, :3].float() / 255, names, skipped, inside=(faces[:, 3:] >= 128).float())
 
 
 def score_face(out: torch.Tensor, faces: Faces, i: int) -> tuple[dict, torch.Tensor]:
@@ -377,6 +385,7 @@ def _run_methods(restorer: _Restorer, faces: Faces, protocol: str, methods: list
         for method in methods:  # faces outer, methods inner: machine-load drift hits every method alike
             out, seconds = restorer(method, lq[i:i + 1], i)
             scores, embedding = score_face(out, faces, i)
+            scores["psnr_inside"] = float(psnr(out, faces.hq[i:i + 1], mask=faces.inside[i:i + 1])[0])
             embeddings[method.key].append(embedding)
             rows.append({"protocol": protocol, "face": name, "method": method.key, **scores, "seconds": seconds})
             if grid is not None:
@@ -431,7 +440,7 @@ def _grid_indices(n: int, k: int) -> list[int]:
 
 def _aggregate(rows: list[dict]) -> dict:
     out = {}
-    for metric in METRICS:
+    for metric in METRICS + EXTRA_METRICS:
         values = [r[metric] for r in rows]
         finite = [v for v in values if math.isfinite(v)]
         out[metric] = {"mean": statistics.fmean(finite) if finite else float("nan"),
@@ -446,7 +455,7 @@ def _paired(rows: list[dict], key: str, reference: str) -> dict:
     by_face = {(r["face"], r["method"]): r for r in rows}
     faces = list(dict.fromkeys(r["face"] for r in rows))
     out = {}
-    for metric in QUALITY:
+    for metric in QUALITY + EXTRA_METRICS:
         diffs = [by_face[f, key][metric] - by_face[f, reference][metric] for f in faces]
         diffs = [d for d in diffs if math.isfinite(d)]
         se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
@@ -480,10 +489,10 @@ def _write_text(path: Path, text: str) -> None:
 def _write_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["protocol", "face", "method", *METRICS])
+    writer.writerow(["protocol", "face", "method", *METRICS, *EXTRA_METRICS])
     for r in rows:
         writer.writerow([r["protocol"], r["face"], r["method"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}",
-                         f"{r['id_sim']:.5f}", f"{r['top1']:.0f}", f"{r['seconds']:.4f}"])
+                         f"{r['id_sim']:.5f}", f"{r['top1']:.0f}", f"{r['seconds']:.4f}", f"{r['psnr_inside']:.4f}"])
     _write_text(path, buffer.getvalue())
 
 

@@ -34,10 +34,23 @@ def rgb_to_y(rgb255: torch.Tensor) -> torch.Tensor:
     return (rgb255 / 255 * weights).sum(dim=1, keepdim=True) + 16.0
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int = 0, y_channel: bool = False) -> torch.Tensor:
-    """Per-image PSNR in dB of [B, 3, H, W] images in [0, 1] (inf where identical)."""
+def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int = 0, y_channel: bool = False,
+         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image PSNR in dB of [B, 3, H, W] images in [0, 1] (inf where identical).
+
+    mask: [B, 1, H, W] of 0 and 1, the pixels to score (e.g. those inside the source photo of a tight
+    crop, not its mirrored edges); every pixel without one, NaN for an image whose mask is all 0."""
+    if mask is not None and mask.shape != (a.shape[0] if a.ndim == 4 else 1, 1, *a.shape[-2:]):
+        raise ValueError(f"mask must be [B, 1, H, W] for images {tuple(a.shape)}, got {tuple(mask.shape)}")
     a, b = _prepare(a, b, crop_border, y_channel)
-    mse = ((a - b) ** 2).mean(dim=(1, 2, 3))
+    squared = (a - b) ** 2
+    if mask is None:
+        mse = squared.mean(dim=(1, 2, 3))
+    else:
+        weight = mask.double()
+        if crop_border:
+            weight = weight[..., crop_border:-crop_border, crop_border:-crop_border]
+        mse = (squared * weight).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) * squared.shape[1])
     return 10 * torch.log10(255.0 ** 2 / mse)
 
 

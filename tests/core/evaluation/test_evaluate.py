@@ -240,6 +240,32 @@ def test_protocols_sweep_and_retrieval(setup, tmp_path):
         evaluate(model_path, data, out_dir=tmp_path / "x", denoise_sweep=(0,), progress=False)
 
 
+def test_psnr_inside_leaves_out_what_a_tight_crop_mirrored(setup, tmp_path):
+    """A crop with an inside512/ mask (its left half filled by reflection) is scored in psnr_inside on
+    its right half only; a crop without a mask there the same as in psnr."""
+    root, _, model_path = setup
+    data = aligned_faces(tmp_path / "crops", *FACES)
+    (tmp_path / "inside512").mkdir()
+    mask = np.zeros((128, 128), np.uint8)
+    mask[:, 64:] = 255
+    Image.fromarray(mask).save(tmp_path / "inside512" / "hopper_aligned_128.png")
+    results = evaluate(model_path, data, out_dir=tmp_path / "out", protocols=["clean"], steps=1, patch_factors=(),
+                       fusions=("mean",), grid_faces=0, progress=False)
+    rows = {(r["face"], r["method"]): r for r in read_rows(tmp_path / "out")}
+    hq = (resize(read_image(FIXTURES / "hopper_aligned_128.png"), (64, 64)) * 255).round() / 255
+    up = (resize((resize(hq, (16, 16)) * 255).round() / 255, (64, 64)) * 255).round() / 255
+    hopper = rows["hopper_aligned_128.png", "bicubic"]
+    assert float(hopper["psnr"]) == pytest.approx(lpip_core.psnr(up, hq).item(), abs=1e-3)
+    assert float(hopper["psnr_inside"]) == pytest.approx(lpip_core.psnr(up[..., 32:], hq[..., 32:]).item(), abs=1e-3)
+    assert float(hopper["psnr_inside"]) != pytest.approx(float(hopper["psnr"]), abs=1e-2)
+    for (face, _), r in rows.items():
+        if face != "hopper_aligned_128.png":
+            assert r["psnr_inside"] == r["psnr"]
+    margin = results["protocols"]["clean"]["against_bicubic"]["psnr_inside"]["mean"]
+    diffs = [float(rows[f"{f}_aligned_128.png", "lpip-mean"]["psnr_inside"]) -
+             float(rows[f"{f}_aligned_128.png", "bicubic"]["psnr_inside"]) for f in FACES]
+    assert margin == pytest.approx(statistics.fmean(diffs), abs=1e-4)
+
 def test_fusions_limit_table_one_and_drop_table_three(setup, tmp_path):
     """The cheap run the model cards use: mean fusion only (bicubic, whole-image, mean per face)."""
     root, data, model_path = setup

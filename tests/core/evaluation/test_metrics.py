@@ -69,3 +69,19 @@ def test_mismatched_or_too_small_images_are_refused():
         psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+
+
+def test_psnr_inside_a_mask_scores_only_its_pixels(hopper):
+    noisy = (hopper + 0.05 * torch.randn_like(hopper)).clamp(0, 1)
+    h, w = hopper.shape[-2:]
+    right = torch.zeros(1, 1, h, w)
+    right[..., w // 2:] = 1
+    assert psnr(hopper, noisy, mask=right).item() == pytest.approx(
+        psnr(hopper[..., w // 2:], noisy[..., w // 2:]).item(), abs=1e-9)
+    assert psnr(hopper, noisy, mask=torch.ones(1, 1, h, w)).item() == pytest.approx(psnr(hopper, noisy).item(), abs=1e-9)
+    spoiled = noisy.clone()
+    spoiled[..., :w // 2] = 0  # damage outside the mask does not count
+    assert psnr(hopper, spoiled, mask=right).item() == pytest.approx(psnr(hopper, noisy, mask=right).item(), abs=1e-9)
+    assert torch.isnan(psnr(hopper, noisy, mask=torch.zeros(1, 1, h, w))).all()
+    with pytest.raises(ValueError, match=r"mask must be \[B, 1, H, W\]"):
+        psnr(hopper, noisy, mask=torch.ones(1, 3, h, w))
