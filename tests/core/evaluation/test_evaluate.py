@@ -266,6 +266,7 @@ def test_psnr_inside_leaves_out_what_a_tight_crop_mirrored(setup, tmp_path):
              float(rows[f"{f}_aligned_128.png", "bicubic"]["psnr_inside"]) for f in FACES]
     assert margin == pytest.approx(statistics.fmean(diffs), abs=1e-4)
 
+
 def test_fusions_limit_table_one_and_drop_table_three(setup, tmp_path):
     """The cheap run the model cards use: mean fusion only (bicubic, whole-image, mean per face)."""
     root, data, model_path = setup
