@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--holdout", type=Path)
     parser.add_argument("--sizes", default="24,32,48")
-    parser.add_argument("--denoise", default="0.3,0.5,0.7")
+    parser.add_argument("--denoise", default="0.3,0.5,0.7", help="in-place restorations to add ('': none)")
     parser.add_argument("--degradation", choices=("clean", "lq-noise-jpeg"), default="clean")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--end-percent", type=float, default=RECOMMENDED_END_PERCENT,
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     result = study(args.model, args.data, args.holdout, [int(s) for s in args.sizes.split(",")],
-                   [float(d) for d in args.denoise.split(",")], args.degradation, args.steps, args.faces,
+                   [float(d) for d in args.denoise.split(",") if d], args.degradation, args.steps, args.faces,
                    end_percent=args.end_percent)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
