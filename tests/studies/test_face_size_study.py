@@ -22,3 +22,12 @@ def test_face_size_study_rows_and_bicubic_reference(setup):
     assert result["rows"][0]["psnr"] == pytest.approx(float(expected), abs=1e-9)
     table = face_size_study.table(result)
     assert table.count("\n| ") == 1 + len(methods) and "24 px" in table and "**" in table
+
+
+def test_face_size_study_without_in_place_restorations(setup, tmp_path):
+    """`--denoise ''` leaves out path (b): bicubic, Lanczos and the restoration from 16 px only."""
+    root, data, model_path, model = setup
+    face_size_study.main(["--model", str(model_path), "--data", str(data), "--sizes", "20", "--denoise", "",
+                          "--steps", "2", "--faces", "1", "--out", str(tmp_path)])
+    table = (tmp_path / "face_size.md").read_text()
+    assert "a: resize to 16 px, restore" in table and "Lanczos" in table and "in place" not in table
