@@ -27,13 +27,11 @@ __all__ = ["MAX_FACE_FACTOR", "AUTO", "NO_LIMIT", "UPSCALED_BY_RANGE", "face_lim
            "split_by_size", "describe_faces", "FoundFaces", "find_faces", "PhotoResult", "restore_photo",
            "upscale_lanczos"]
 
-# Measured on the 1927 photo's 29 faces shrunk to 10-12 px (studies/demo_score.py, docs/demo.md),
-# restored by the x4 model against Lanczos x4, by the crop's span in the photo: up to 17 px it wins
-# PSNR, SSIM and ID Sim; at 17-18 px it trails by 0.2 dB, ties SSIM and wins ID Sim; from 18 px it
-# loses PSNR and SSIM, more the bigger the face (-1.1 dB at 20-22 px, -3.2 dB at 24-27 px). The
-# face-size study on held-out faces agrees (Lanczos ahead from 24 px). So faces are restored up to
-# 1.125 x the model's LQ size: 18 px for the x4 and x8 models (faces about 10 px wide), 36 px for
-# lpip_x2_64.
+# Measured with the default x4 model against Lanczos x4 by the aligned crop's span in the photo
+# (studies/face_size_study.py on 82 held-out Pixabay portraits, docs/demo.md): ahead in PSNR and
+# SSIM at 16 and 18 px (+1.2, +0.17 dB), behind from 20 px (-0.4 dB; -1.6 dB at 24 px). The 1927
+# demo photo set the same limit with the earlier model. So faces are restored up to 1.125 x the
+# model's LQ size: 18 px for the x4 and x8 models (faces about 10 px wide), 36 px for lpip_x2_64.
 MAX_FACE_FACTOR = 1.125
 AUTO, NO_LIMIT = 0, -1  # values of max_face_px
 UPSCALED_BY_RANGE = (0.1, 64.0)  # how much a photo may have been enlarged before its faces are found
