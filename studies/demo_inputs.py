@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -132,15 +133,14 @@ def main(argv=None) -> None:
     def centre(points):
         return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
 
-    faces = []  # (detected, oracle) alignments on the Lanczos x4 photo; a detection with no truth face is dropped
+    oracles = [mapped(t.landmarks, 1 / kx, 1 / ky) for t in truth]  # on the Lanczos x4 photo
+    faces = []  # (detected, oracle) alignments; a detection more than 10 px from every truth face is dropped
     for d in detect_faces(lanczos[0], upsample=2, min_score=-0.4):
         cx, cy = centre(d.landmarks)
-        t = min(truth, key=lambda t: (centre(mapped(t.landmarks, 1 / kx, 1 / ky))[0] - cx) ** 2
-                + (centre(mapped(t.landmarks, 1 / kx, 1 / ky))[1] - cy) ** 2)
-        tx, ty = centre(mapped(t.landmarks, 1 / kx, 1 / ky))
-        if (tx - cx) ** 2 + (ty - cy) ** 2 <= 10 ** 2:
+        distance, oracle = min((math.dist((cx, cy), centre(o)), o) for o in oracles)
+        if distance <= 10:
             faces.append(tuple(FaceAlignment.from_landmarks(points, image_size=size, face_size=LQ)
-                               for points in (d.landmarks, mapped(t.landmarks, 1 / kx, 1 / ky))))
+                               for points in (d.landmarks, oracle)))
     model = load_model(args.model)
     rows = [{"crop_px": d.source_side / UPSCALE} for d, _ in faces]
     for way in args.inputs.split(","):
