@@ -38,29 +38,20 @@ from PIL import Image
 from lpip_core import load_model, restore
 from lpip_core.evaluation.evaluate import Faces, score_face
 from lpip_core.faces.detect import FaceAlignment, detect_faces, warp_face
-from lpip_core.files import atomic_output, from_pil, read_image, to_pil
+from lpip_core.files import atomic_output, from_pil, quantize_8bit, read_image, to_pil
 from lpip_core.method.restoration import RECOMMENDED_END_PERCENT
 from lpip_core.photo import upscale_lanczos
 from lpip_core.sharpness import high_frequency_energy
-from studies.demo_score import shrunk_photo
+from studies.demo_score import mapped, shrunk_photo
 
 LQ, HQ, UPSCALE = 16, 64, 4
 KEYS = ("psnr", "ssim", "id_sim")
 
 
-def quantized(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round() / 255
-
-
-def mapped(points, kx: float, ky: float):
-    """Points scaled by (kx, ky) with pixel centres on integers."""
-    return [((x + 0.5) * kx - 0.5, (y + 0.5) * ky - 0.5) for x, y in points]
-
-
 def low_frequencies_from(restored: torch.Tensor, baseline: torch.Tensor, sigma: float) -> torch.Tensor:
     """``restored``'s detail on ``baseline``'s low frequencies (Gaussian split at ``sigma`` px)."""
     k = int(4 * sigma) | 1
-    return quantized(restored - TF.gaussian_blur(restored, k, sigma) + TF.gaussian_blur(baseline, k, sigma))
+    return quantize_8bit(restored - TF.gaussian_blur(restored, k, sigma) + TF.gaussian_blur(baseline, k, sigma))
 
 
 def make_input(way: str, lanczos: torch.Tensor, small: torch.Tensor, truth64: torch.Tensor,
@@ -68,23 +59,23 @@ def make_input(way: str, lanczos: torch.Tensor, small: torch.Tensor, truth64: to
     """One face's 16 px input made ``way`` and the 64 px baseline it is judged against."""
     if way in ("area", "lanczos"):
         if way == "area":
-            lq = quantized(F.interpolate(truth64, size=LQ, mode="area"))
-            return lq, quantized(F.interpolate(lq, size=HQ, mode="bicubic", align_corners=False))
+            lq = quantize_8bit(F.interpolate(truth64, size=LQ, mode="area"))
+            return lq, quantize_8bit(F.interpolate(lq, size=HQ, mode="bicubic", align_corners=False))
         lq = from_pil(to_pil(truth64[0]).resize((LQ, LQ), Image.Resampling.LANCZOS))
         return lq, from_pil(to_pil(lq[0]).resize((HQ, HQ), Image.Resampling.LANCZOS))
     al = oracle if way == "oracle" else detected
-    baseline = quantized(warp_face(lanczos[0], al, HQ))[None]
+    baseline = quantize_8bit(warp_face(lanczos[0], al, HQ))[None]
     if way == "direct":
         k = 1 / UPSCALE
         al_small = FaceAlignment.from_landmarks(mapped(al.landmarks, k, k), image_size=tuple(small.shape[-2:]),
                                                 face_size=LQ)
-        return quantized(warp_face(small[0], al_small))[None], baseline
+        return quantize_8bit(warp_face(small[0], al_small))[None], baseline
     lq = warp_face(lanczos[0], al)[None]
     if way.startswith("blur"):
         lq = TF.gaussian_blur(lq, 5, float(way[4:]))
     elif way not in ("pipeline", "oracle"):
         raise ValueError(f"--inputs: unknown way {way!r}")
-    return quantized(lq), baseline
+    return quantize_8bit(lq), baseline
 
 
 def margins(rows: list[dict], name: str) -> str:
@@ -121,11 +112,8 @@ def main(argv=None) -> None:
         full = full[..., y0:y1, x0:x1]
     truth = detect_faces(full[0], upsample=1)
     widths = [f.box[2] - f.box[0] for f in truth]
-    if args.no_jpeg:
-        image, f = to_pil(full[0]), args.face_px / statistics.median(widths)
-        small = from_pil(image.resize((round(image.width * f), round(image.height * f)), Image.Resampling.LANCZOS))
-    else:
-        small = from_pil(Image.open(io.BytesIO(shrunk_photo(to_pil(full[0]), args.face_px, widths))))
+    shrunk = shrunk_photo(to_pil(full[0]), args.face_px, widths, quality=None if args.no_jpeg else 92)
+    small = from_pil(Image.open(io.BytesIO(shrunk)))
     lanczos = upscale_lanczos(small, UPSCALE)
     size = tuple(lanczos.shape[-2:])
     kx, ky = full.shape[-1] / lanczos.shape[-1], full.shape[-2] / lanczos.shape[-2]
@@ -149,11 +137,11 @@ def main(argv=None) -> None:
             al = oracle if way == "oracle" else detected
             al_full = FaceAlignment.from_landmarks(mapped(al.landmarks, kx, ky), image_size=tuple(full.shape[-2:]),
                                                    face_size=HQ)
-            truths.append(quantized(warp_face(full[0], al_full))[None])
+            truths.append(quantize_8bit(warp_face(full[0], al_full))[None])
             lq, baseline = make_input(way, lanczos, small, truths[-1], detected, oracle)
             lqs.append(lq)
             baselines.append(baseline)
-        results = quantized(restore(model, torch.cat(lqs), steps=25, seed=args.seed, samples=args.samples,
+        results = quantize_8bit(restore(model, torch.cat(lqs), steps=25, seed=args.seed, samples=args.samples,
                                     end_percent=RECOMMENDED_END_PERCENT))
         judged = Faces.of(torch.cat(truths), [str(i) for i in range(len(faces))])
         for i, row in enumerate(rows):

@@ -40,13 +40,22 @@ CELL = 96
 METHODS = ("Lanczos x4", "LPIP-Diff")
 
 
-def shrunk_photo(photo: Image.Image, face_px: float, truth_widths: list[float], quality: int = 92) -> bytes:
-    """The photo shrunk with Lanczos until the median face box is ``face_px`` wide, as JPEG bytes."""
+def shrunk_photo(photo: Image.Image, face_px: float, truth_widths: list[float], quality: int | None = 92) -> bytes:
+    """The photo shrunk with Lanczos until the median face box is ``face_px`` wide, as JPEG bytes
+    (``quality`` None: lossless PNG bytes)."""
     f = face_px / statistics.median(truth_widths)
     small = photo.resize((round(photo.width * f), round(photo.height * f)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    small.save(buf, format="JPEG", quality=quality, optimize=True)
+    if quality is None:
+        small.save(buf, format="PNG")
+    else:
+        small.save(buf, format="JPEG", quality=quality, optimize=True)
     return buf.getvalue()
+
+
+def mapped(points, kx: float, ky: float) -> list[tuple[float, float]]:
+    """Points scaled by (kx, ky) with pixel centres on integers: x' = (x + 0.5) * kx - 0.5."""
+    return [((x + 0.5) * kx - 0.5, (y + 0.5) * ky - 0.5) for x, y in points]
 
 
 def score(full: torch.Tensor, lanczos: torch.Tensor, restored: torch.Tensor, faces: list[FaceAlignment],
@@ -57,9 +66,8 @@ def score(full: torch.Tensor, lanczos: torch.Tensor, restored: torch.Tensor, fac
         return []
     kx, ky = full.shape[-1] / lanczos.shape[-1], full.shape[-2] / lanczos.shape[-2]
     truths = []
-    for al in faces:  # pixel centres on integers: x_full = (x + 0.5) * kx - 0.5
-        points = [((x + 0.5) * kx - 0.5, (y + 0.5) * ky - 0.5) for x, y in al.landmarks]
-        truth_al = FaceAlignment.from_landmarks(points,
+    for al in faces:
+        truth_al = FaceAlignment.from_landmarks(mapped(al.landmarks, kx, ky),
                                                 image_size=tuple(full.shape[-2:]), face_size=out_size)
         truths.append(warp_face(full[0], truth_al)[None])
     truth = Faces.of(torch.cat(truths), [str(i) for i in range(len(faces))])
