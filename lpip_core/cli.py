@@ -344,8 +344,8 @@ def _train_parser(sub) -> None:
                                                            "are replaced); without it or --resume, train refuses")
     t.add_argument("--init", help="start from this checkpoint's weights (same preset and patch; any scale): fine-tuning")
     t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
-                   help="mix (default): the training mixture of docs/training.md, 'Degradation'; or one of its "
-                        "variants")
+                   help="mix (default): the training mixture of docs/training.md, 'Degradation'; one of its "
+                        "variants; or photo: the LQ face aligned after the shrink, as from a real photo")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="flips only (default: flips, small scale/shift/rotation, colour jitter, random greyscale)")
     t.add_argument("--holdout", action="append", help="file of face names never to train on (e.g. "

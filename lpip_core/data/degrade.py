@@ -12,18 +12,26 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
   image keeps the side it has in the 512 px pipeline (512 / r px), where noise and JPEG act, and
   the result is resized to the LQ size, so most noise and blocking average away (the soft LQs the
   first models were trained on).
+
+``photo`` (not in the mixture; ``--degradation photo``) makes the LQ face the way Face Crop & Align
+makes it from a real photo: the face, rolled, rescaled and shifted as a photo holds it, is shrunk to
+about the LQ size first (lq-scale's blur, kernels, noise and JPEG), then aligned at that size (half
+the time from a x4 upscale of it, as the photo workflow does). Training and evaluation otherwise align
+the full-size face and shrink it last, which a real tiny face never is (docs/demo.md, "Why the
+default model trails Lanczos on this photo").
 """
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
 from torch.nn import functional as F
 
 from ..checks import MAX_SIDE, check_choice, check_float, check_int, check_int_list, check_seed, seed_for, shown
+from ..faces.warp import compose, invert, warp_affine
 from ..files import compressed
 from ..resize import resize
 
@@ -43,6 +51,13 @@ LQ_GREY_NOISE_PROB = 0.3  # luminance-only noise, as a camera's after its own pr
 LQ_JPEG_RANGE, LQ_JPEG_PROB = (35, 95), 0.8  # quality, at the LQ size
 
 VARIANTS = {"lq-scale": 0.5, "clean": 0.25, "gfpgan512": 0.25}  # the training mixture
+PHOTO = "photo"  # drawn alone, never in the mixture
+
+# photo: how a photo holds the face before Face Crop & Align cuts it.
+PHOTO_ROLL = math.radians(8)  # the face's roll, either way
+PHOTO_SPAN_RANGE = (0.85, 1.15)  # photo pixels the crop spans, in LQ sides (14 to 18 px for 16)
+PHOTO_SHIFT = 0.5  # LQ px, either way
+PHOTO_UPSCALE, PHOTO_UPSCALE_PROB = 4, 0.5  # cut from a x4 upscale of the photo
 
 # DegradeParams' ranges, the one statement of them: the CLI's `degrade` and the Degrade Face node show these.
 BLUR_LIMITS = (0, 50)  # sigma, px of the HQ image
@@ -64,6 +79,10 @@ class DegradeParams:
     blur_angle: float = 0.0  # radians, rotation of an anisotropic kernel
     resample: str = "bicubic-aa"  # one of RESAMPLE_KERNELS
     grey_noise: bool = False  # the same noise on every channel
+    # photo: (roll in radians, span in LQ sides, shift x, shift y in LQ px) of the face in the photo,
+    # which is aligned at the LQ size after the shrink; None: the face is already aligned (the others)
+    photo_pose: tuple[float, float, float, float] | None = None
+    photo_upscaled: bool = False  # aligned from a x4 upscale of the shrunk photo
 
     def __post_init__(self):
         check_float("blur_sigma", self.blur_sigma, *BLUR_LIMITS)
@@ -75,6 +94,14 @@ class DegradeParams:
             check_int("jpeg_quality", self.jpeg_quality, *JPEG_LIMITS)
         check_float("blur_angle", self.blur_angle, -math.inf, math.inf)
         check_choice("resample", self.resample, RESAMPLE_KERNELS)
+        if self.photo_pose is not None:
+            if len(self.photo_pose) != 4:
+                raise ValueError(f"photo_pose must be (roll, span, shift x, shift y), got {self.photo_pose!r}")
+            roll, span, dx, dy = self.photo_pose
+            check_float("photo_pose roll", roll, -math.pi, math.pi)
+            check_float("photo_pose span", span, 0.25, 4.0)
+            check_float("photo_pose shift x", dx, -4.0, 4.0)
+            check_float("photo_pose shift y", dy, -4.0, 4.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,12 +118,17 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
             if u < 0:
                 break
     r = hq_size / lq_size
+    if variant == PHOTO:
+        lq = random_params(rng, hq_size, lq_size, variant="lq-scale")
+        pose = (rng.uniform(-PHOTO_ROLL, PHOTO_ROLL), rng.uniform(*PHOTO_SPAN_RANGE),
+                rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT), rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT))
+        return replace(lq, photo_pose=pose, photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
     if variant == "gfpgan512":
         return _gfpgan512_params(rng, hq_size)
     if variant == "clean":
         return DegradeParams(downscale=r, resample=rng.choice(RESAMPLE_KERNELS))
     if variant != "lq-scale":
-        check_choice("variant", variant, tuple(VARIANTS))
+        check_choice("variant", variant, (*VARIANTS, PHOTO))
     blur = rng.random() < LQ_BLUR_PROB
     anisotropic = blur and rng.random() < 0.5
     noise = rng.random() < LQ_NOISE_PROB
@@ -172,9 +204,18 @@ def degrade_one(hq: torch.Tensor, params: DegradeParams, *, lq_size: tuple[int, 
     """[3, H, W] in [0, 1] -> the LQ image [3, h, w]; h, w = lq_size or H / downscale."""
     size = tuple(hq.shape[-2:])
     x = _blur(hq.float(), params)
+    if params.photo_pose is not None:
+        return _photo_lq(x, params, lq_size or _shrunk(size, params.downscale), generator)
     small = _shrunk(size, params.downscale)
     if small != size:
         x = resample(x[None], small, params.resample)[0]
+    x = _noise_and_jpeg(x, params, generator)
+    if lq_size is not None:
+        x = resize(x[None], tuple(lq_size))[0]
+    return x
+
+
+def _noise_and_jpeg(x: torch.Tensor, params: DegradeParams, generator: torch.Generator | None) -> torch.Tensor:
     if params.noise_sigma > 0:
         shape = (1, *x.shape[1:]) if params.grey_noise else x.shape
         noise = torch.randn(shape, generator=generator).to(x.device)
@@ -182,9 +223,31 @@ def degrade_one(hq: torch.Tensor, params: DegradeParams, *, lq_size: tuple[int, 
     x = x.clamp(0, 1)
     if params.jpeg_quality is not None:
         x = compressed(x, "JPEG", params.jpeg_quality)
-    if lq_size is not None:
-        x = resize(x[None], tuple(lq_size))[0]
     return x
+
+
+def _photo_lq(hq: torch.Tensor, params: DegradeParams, lq_size: tuple[int, int],
+              generator: torch.Generator | None) -> torch.Tensor:
+    """The photo variant on a (blurred) aligned face [3, H, W]: the face posed as the photo holds it,
+    shrunk until the crop spans ``span`` LQ sides, noise and JPEG there, then aligned to ``lq_size``."""
+    roll, span, dx, dy = params.photo_pose
+    (h, w), (lh, lw) = hq.shape[-2:], lq_size
+    # pose: aligned HQ px -> photo px at HQ scale (about the centre: roll, then shift by dx, dy LQ px)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cos, sin = math.cos(roll), math.sin(roll)
+    pose = [[cos, -sin, cx - cos * cx + sin * cy + dx * w / lw], [sin, cos, cy - sin * cx - cos * cy + dy * h / lh]]
+    posed = warp_affine(hq[None], pose, (h, w))
+    small = (max(1, round(lh * span)), max(1, round(lw * span)))
+    photo = _noise_and_jpeg(resample(posed, small, params.resample)[0], params, generator)
+    # photo px -> HQ-scale px (pixel centres kept) -> aligned HQ px -> LQ px: Face Crop & Align's cut
+    to_hq = [[w / small[1], 0, (w / small[1] - 1) / 2], [0, h / small[0], (h / small[0] - 1) / 2]]
+    to_lq = [[lw / w, 0, (lw / w - 1) / 2], [0, lh / h, (lh / h - 1) / 2]]
+    cut = compose(to_lq, compose(invert(pose), to_hq))
+    if params.photo_upscaled:  # the photo workflow: an upscale first, then the cut from it
+        k = PHOTO_UPSCALE
+        photo = resample(photo[None], (small[0] * k, small[1] * k), "bicubic")[0].clamp(0, 1)
+        cut = compose(cut, [[1 / k, 0, (1 / k - 1) / 2], [0, 1 / k, (1 / k - 1) / 2]])
+    return warp_affine(photo[None], cut, tuple(lq_size))[0]
 
 
 def degrade(hq: torch.Tensor, params: DegradeParams | Sequence[DegradeParams] | None = None, *, seed: int = 0,

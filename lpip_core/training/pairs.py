@@ -12,11 +12,11 @@ import random
 import torch
 
 from ..checks import check_choice, check_int
-from ..data.degrade import VARIANTS, degrade_one, random_params
+from ..data.degrade import PHOTO, VARIANTS, degrade_one, random_params
 from ..resize import resize
 from .augment import NO_AUGMENTATION, Augmentation, augment_face
 
-DEGRADATIONS = ("mix", *VARIANTS)  # the whole training mixture, or one of its variants
+DEGRADATIONS = ("mix", *VARIANTS, PHOTO)  # the whole training mixture, one of its variants, or photo
 
 
 class PatchPairs(torch.utils.data.Dataset):

@@ -196,3 +196,41 @@ def test_variants_can_be_drawn_alone_and_unknown_ones_are_refused():
         random_params(random.Random(3), 128, 16, variant="blurry")
     with pytest.raises(ValueError, match="resample must be one of area, bilinear"):
         DegradeParams(resample="lanczos")
+
+
+def test_photo_lq_is_aligned_to_the_hq_face_whatever_the_pose(hopper):
+    # The photo variant poses the face (roll, span, shift), shrinks it, then aligns it again at the
+    # LQ size: the LQ must sit on the HQ face (scored on its centre: the corners of a rolled face are
+    # filled by reflection), 8 dB closer than the posed face left unaligned.
+    import math
+
+    from lpip_core.data.degrade import degrade_one
+    from lpip_core.faces.warp import warp_affine
+
+    def centre_psnr(a, b):
+        return float(psnr(a[..., 3:13, 3:13], b[..., 3:13, 3:13])[0])
+
+    target = resize(hopper, (16, 16))
+    unposed = DegradeParams(downscale=8, resample="bicubic-aa", photo_pose=(0.0, 1.0, 0.0, 0.0))
+    assert torch.allclose(degrade_one(hopper[0], unposed, lq_size=(16, 16)), target[0], atol=1e-5)  # a clean shrink
+    for (roll, span, dx, dy), upscaled in [((0.14, 1.15, 0.5, -0.5), False), ((-0.14, 0.85, -0.5, 0.5), True)]:
+        params = DegradeParams(downscale=8, resample="bicubic-aa", photo_pose=(roll, span, dx, dy),
+                               photo_upscaled=upscaled)
+        lq = degrade_one(hopper[0], params, lq_size=(16, 16))
+        c, s, m = math.cos(roll), math.sin(roll), 63.5
+        posed = warp_affine(hopper, [[c, -s, m - c * m + s * m + dx * 8], [s, c, m - s * m - c * m + dy * 8]], (128, 128))
+        assert lq.shape == (3, 16, 16)
+        assert centre_psnr(lq[None], target) > 25
+        assert centre_psnr(resize(posed, (16, 16)), target) < centre_psnr(lq[None], target) - 8
+
+
+def test_photo_is_drawn_alone_with_lq_scale_ranges():
+    rng = random.Random(0)
+    draws = [random_params(rng, 64, 16, variant="photo") for _ in range(400)]
+    assert all(p.photo_pose is not None and p.downscale == 4 for p in draws)
+    rolls, spans = [p.photo_pose[0] for p in draws], [p.photo_pose[1] for p in draws]
+    assert -0.15 < min(rolls) < -0.1 and 0.1 < max(rolls) < 0.15 and 0.85 <= min(spans) and max(spans) <= 1.15
+    assert 0.4 < sum(p.photo_upscaled for p in draws) / 400 < 0.6
+    assert all(p.photo_pose is None for p in (random_params(rng, 64, 16) for _ in range(400)))  # never in the mix
+    with pytest.raises(ValueError, match="photo_pose span"):
+        DegradeParams(photo_pose=(0.0, 9.0, 0.0, 0.0))
