@@ -15,10 +15,10 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
 
 ``photo`` (not in the mixture; ``--degradation photo``) makes the LQ face the way Face Crop & Align
 makes it from a real photo: the face, rolled, rescaled and shifted as a photo holds it, is shrunk to
-about the LQ size first (lq-scale's blur, kernels, noise and JPEG), then aligned at that size (half
-the time from a x4 upscale of it, as the photo workflow does). Training and evaluation otherwise align
-the full-size face and shrink it last, which a real tiny face never is (docs/demo.md, "Why the
-default model trails Lanczos on this photo").
+about the LQ size first (lq-scale's kernels, noise and JPEG; no blur: aligning at that size softens
+it as much), then aligned at that size, half the time from a x4 upscale of it as the photo workflow
+does. Training and evaluation otherwise align the full-size face and shrink it last, which a real
+tiny face never is (docs/demo.md, "Why the default model trails Lanczos on this photo").
 """
 from __future__ import annotations
 
@@ -122,7 +122,9 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
         lq = random_params(rng, hq_size, lq_size, variant="lq-scale")
         pose = (rng.uniform(-PHOTO_ROLL, PHOTO_ROLL), rng.uniform(*PHOTO_SPAN_RANGE),
                 rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT), rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT))
-        return replace(lq, photo_pose=pose, photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
+        # no blur: aligning at the LQ size softens the face as much as lq-scale's blur would
+        return replace(lq, blur_sigma=0.0, blur_sigma_y=None, blur_angle=0.0, photo_pose=pose,
+                       photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
     if variant == "gfpgan512":
         return _gfpgan512_params(rng, hq_size)
     if variant == "clean":
