@@ -380,7 +380,7 @@ def _train_parser(sub) -> None:
 
 
 def _evaluate_parser(sub) -> None:
-    from .evaluation.protocols import PROTOCOLS
+    from .evaluation.protocols import EXTRA_PROTOCOLS, PROTOCOLS
 
     e = sub.add_parser("evaluate", help="the paper's Tables I-III on held-out faces, under degradation protocols",
                        description="Degrade held-out HQ faces by each protocol (fixed seed), restore them with "
@@ -394,7 +394,8 @@ def _evaluate_parser(sub) -> None:
                    "followed by bicubic to that scale, e.g. --scale 8 with the x4 model")
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("--protocol", default="gfpgan512",
-                   help=f"'all' or comma-separated names from {', '.join(PROTOCOLS)} (default gfpgan512)")
+                   help=f"'all' (the six: {', '.join(PROTOCOLS)}) or comma-separated names of those or of "
+                        f"{', '.join(EXTRA_PROTOCOLS)} (default gfpgan512)")
     e.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
     e.add_argument("--denoise", type=float, default=1.0, help="denoise of the diffusion methods (default 1: the paper)")
     e.add_argument("--denoise-sweep", default="",

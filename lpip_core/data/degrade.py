@@ -120,8 +120,7 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
     r = hq_size / lq_size
     if variant == PHOTO:
         lq = random_params(rng, hq_size, lq_size, variant="lq-scale")
-        pose = (rng.uniform(-PHOTO_ROLL, PHOTO_ROLL), rng.uniform(*PHOTO_SPAN_RANGE),
-                rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT), rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT))
+        pose = photo_pose(rng)
         # no blur: aligning at the LQ size softens the face as much as lq-scale's blur would
         return replace(lq, blur_sigma=0.0, blur_sigma_y=None, blur_angle=0.0, photo_pose=pose,
                        photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
@@ -145,6 +144,12 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
         grey_noise=noise and rng.random() < LQ_GREY_NOISE_PROB,
         jpeg_quality=rng.randint(*LQ_JPEG_RANGE) if jpeg else None,
     )
+
+
+def photo_pose(rng: random.Random) -> tuple[float, float, float, float]:
+    """A draw of how a photo holds the face: (roll, span, shift x, shift y), as `DegradeParams.photo_pose`."""
+    return (rng.uniform(-PHOTO_ROLL, PHOTO_ROLL), rng.uniform(*PHOTO_SPAN_RANGE),
+            rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT), rng.uniform(-PHOTO_SHIFT, PHOTO_SHIFT))
 
 
 def _gfpgan512_params(rng: random.Random, hq_size: int) -> DegradeParams:

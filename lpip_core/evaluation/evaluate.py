@@ -45,7 +45,7 @@ from ..method.schedule import steps_until_end
 from ..outputs import Output, plan_outputs
 from ..resize import resize
 from .metrics import psnr, ssim
-from .protocols import PROTOCOLS, check_protocols, make_lq
+from .protocols import KNOWN_PROTOCOLS, check_protocols, make_lq
 
 TABLE2_FACTORS = (0.25, 0.5, 1.0, 2.0)  # patch m/4, m/2, m, 2m (the paper's Table II, at our scale)
 DENOISE_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -148,7 +148,8 @@ def evaluate(model_path: str | os.PathLike, data_dir: str | os.PathLike, *, out_
     each protocol, and write the tables, per-face CSV, results JSON and comparison grid to `out_dir`.
     Returns the results dict that results.json holds.
 
-    protocols: names from `protocols.PROTOCOLS`, or "all". Table II runs under the first only.
+    protocols: names from `protocols.KNOWN_PROTOCOLS`, or "all" (the six of PROTOCOLS). Table II runs under
+    the first only.
     denoise: the denoise of every diffusion method of Tables I-III (1 = the paper).
     denoise_sweep: extra LPIP-Diff (mean) runs at these denoise values, under every protocol.
     samples: every diffusion method restores as the mean of this many samples (1 = the paper;
@@ -406,7 +407,7 @@ def _retrieval(rows: list[dict], embeddings: dict[str, list[torch.Tensor]], trut
 def _summary(protocol: str, methods: list[Method], rows: list[dict], table1: list[str]) -> dict:
     """One protocol in results.json: each method's means and spreads, and LPIP-Diff (mean)'s
     face-by-face margins over bicubic and whole-image diffusion."""
-    return {"description": PROTOCOLS[protocol].description,
+    return {"description": KNOWN_PROTOCOLS[protocol].description,
             "methods": {m.key: {"label": m.label, "setting": asdict(m),
                                 **_aggregate([r for r in rows if r["method"] == m.key])} for m in methods},
             "against_bicubic": _paired(rows, table1[2], table1[0]),
