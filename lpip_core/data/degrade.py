@@ -31,7 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from ..checks import MAX_SIDE, check_choice, check_float, check_int, check_int_list, check_seed, seed_for, shown
-from ..faces.warp import compose, invert, warp_affine
+from ..faces.warp import compose, invert, scaling, warp_affine
 from ..files import compressed
 from ..resize import resize
 
@@ -247,13 +247,11 @@ def _photo_lq(hq: torch.Tensor, params: DegradeParams, lq_size: tuple[int, int],
     small = (max(1, round(lh * span)), max(1, round(lw * span)))
     photo = _noise_and_jpeg(resample(posed, small, params.resample)[0], params, generator)
     # photo px -> HQ-scale px (pixel centres kept) -> aligned HQ px -> LQ px: Face Crop & Align's cut
-    to_hq = [[w / small[1], 0, (w / small[1] - 1) / 2], [0, h / small[0], (h / small[0] - 1) / 2]]
-    to_lq = [[lw / w, 0, (lw / w - 1) / 2], [0, lh / h, (lh / h - 1) / 2]]
-    cut = compose(to_lq, compose(invert(pose), to_hq))
+    cut = compose(scaling(lw / w, lh / h), compose(invert(pose), scaling(w / small[1], h / small[0])))
     if params.photo_upscaled:  # the photo workflow: an upscale first, then the cut from it
         k = PHOTO_UPSCALE
         photo = resample(photo[None], (small[0] * k, small[1] * k), "bicubic")[0].clamp(0, 1)
-        cut = compose(cut, [[1 / k, 0, (1 / k - 1) / 2], [0, 1 / k, (1 / k - 1) / 2]])
+        cut = compose(cut, scaling(1 / k))
     return warp_affine(photo[None], cut, tuple(lq_size))[0]
 
 

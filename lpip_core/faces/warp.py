@@ -36,10 +36,15 @@ def footprint(m, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return m[0, 0] * u + m[0, 1] * v + m[0, 2], m[1, 0] * u + m[1, 1] * v + m[1, 2]
 
 
+def scaling(fx: float, fy: float | None = None) -> np.ndarray:
+    """Pixel coordinates scaled by (fx, fy) with pixel centres kept aligned: an image resized by them."""
+    fy = fx if fy is None else fy
+    return np.array([[fx, 0.0, (fx - 1) / 2], [0.0, fy, (fy - 1) / 2]])
+
+
 def rescale_crop_matrix(m: np.ndarray, old: int, new: int) -> np.ndarray:
     """Matrix for a crop of side ``new`` from one for side ``old`` (pixel centres kept aligned)."""
-    r = new / old
-    return compose([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2]], m)
+    return compose(scaling(new / old), m)
 
 
 def warp_affine(src: torch.Tensor, matrix, out_hw: tuple[int, int], padding_mode: str = "reflection") -> torch.Tensor:
