@@ -72,7 +72,7 @@ def warp_affine(src: torch.Tensor, matrix, out_hw: tuple[int, int], padding_mode
         nh, nw = max(1, round(rh / shrink)), max(1, round(rw / shrink))
         if (nh, nw) != (rh, rw):
             region = F.interpolate(region, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-            inv = compose([[nw / rw, 0.0, (nw / rw - 1) / 2], [0.0, nh / rh, (nh / rh - 1) / 2]], inv)
+            inv = compose(scaling(nw / rw, nh / rh), inv)
 
     rh, rw = region.shape[-2:]
     # normalised grid_sample coordinates (align_corners=False): g = (2 p + 1) / size - 1
