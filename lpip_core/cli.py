@@ -344,8 +344,10 @@ def _train_parser(sub) -> None:
                                                            "are replaced); without it or --resume, train refuses")
     t.add_argument("--init", help="start from this checkpoint's weights (same preset and patch; any scale): fine-tuning")
     t.add_argument("--degradation", choices=DEGRADATIONS, default=defaults["degradation"],
-                   help="mix (default): the training mixture of docs/training.md, 'Degradation'; one of its "
-                        "variants; or photo: the LQ face aligned after the shrink, as from a real photo")
+                   help="mix (default): the training mixture of docs/training.md, 'Degradation'; or one of its variants")
+    t.add_argument("--photo-share", type=float, default=defaults["photo_share"],
+                   help="0..1: the share of the draws posed as a photo holds the face, degraded at that size and "
+                        "aligned after, as Face Crop & Align cuts a face from a real photo (default 0)")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="flips only (default: flips, small scale/shift/rotation, colour jitter, random greyscale)")
     t.add_argument("--holdout", action="append", help="file of face names never to train on (e.g. "

@@ -13,12 +13,12 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
   the result is resized to the LQ size, so most noise and blocking average away (the soft LQs the
   first models were trained on).
 
-``photo`` (not in the mixture; ``--degradation photo``) makes the LQ face the way Face Crop & Align
-makes it from a real photo: the face, rolled, rescaled and shifted as a photo holds it, is shrunk to
-about the LQ size first (lq-scale's kernels, noise and JPEG; no blur: aligning at that size softens
-it as much), then aligned at that size, half the time from a x4 upscale of it as the photo workflow
-does. Training and evaluation otherwise align the full-size face and shrink it last, which a real
-tiny face never is (docs/demo.md, "Why the default model trails Lanczos on this photo").
+Any draw can be posed as a photo holds the face (`random_params(photo=share)`, `--photo-share`),
+the way Face Crop & Align makes the LQ face from a real photo: the face, rolled, rescaled and shifted,
+is degraded at its size in the photo (about the LQ size), then aligned again at that size, half the
+time from a x4 upscale of the photo as the photo workflow does. Unposed, the full-size face is aligned
+and shrunk last, which a real tiny face never is (docs/demo.md, "Why the default model trails
+Lanczos on this photo").
 """
 from __future__ import annotations
 
@@ -51,9 +51,8 @@ LQ_GREY_NOISE_PROB = 0.3  # luminance-only noise, as a camera's after its own pr
 LQ_JPEG_RANGE, LQ_JPEG_PROB = (35, 95), 0.8  # quality, at the LQ size
 
 VARIANTS = {"lq-scale": 0.5, "clean": 0.25, "gfpgan512": 0.25}  # the training mixture
-PHOTO = "photo"  # drawn alone, never in the mixture
 
-# photo: how a photo holds the face before Face Crop & Align cuts it.
+# Posed as a photo: how a photo holds the face before Face Crop & Align cuts it.
 PHOTO_ROLL = math.radians(8)  # the face's roll, either way
 PHOTO_SPAN_RANGE = (0.85, 1.15)  # photo pixels the crop spans, in LQ sides (14 to 18 px for 16)
 PHOTO_SHIFT = 0.5  # LQ px, either way
@@ -79,8 +78,8 @@ class DegradeParams:
     blur_angle: float = 0.0  # radians, rotation of an anisotropic kernel
     resample: str = "bicubic-aa"  # one of RESAMPLE_KERNELS
     grey_noise: bool = False  # the same noise on every channel
-    # photo: (roll in radians, span in LQ sides, shift x, shift y in LQ px) of the face in the photo,
-    # which is aligned at the LQ size after the shrink; None: the face is already aligned (the others)
+    # posed as a photo: (roll in radians, span in LQ sides, shift x, shift y in LQ px) of the face in the
+    # photo, which is aligned at the LQ size after the degradation; None: the face is already aligned
     photo_pose: tuple[float, float, float, float] | None = None
     photo_upscaled: bool = False  # aligned from a x4 upscale of the shrunk photo
 
@@ -108,9 +107,16 @@ class DegradeParams:
 
 
 def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: int = 16, *,
-                  variant: str | None = None) -> DegradeParams:
+                  variant: str | None = None, photo: float = 0.0) -> DegradeParams:
     """One draw from the training mixture (or from one `variant`) for a face of side `hq_size`
-    whose LQ is `lq_size` px."""
+    whose LQ is `lq_size` px, posed as a photo holds the face with probability `photo`."""
+    params = _variant_params(rng, hq_size, lq_size, variant)
+    if photo and rng.random() < photo:
+        params = replace(params, photo_pose=photo_pose(rng), photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
+    return params
+
+
+def _variant_params(rng: random.Random, hq_size: int, lq_size: int, variant: str | None) -> DegradeParams:
     if variant is None:
         u, variant = rng.random(), None
         for variant, weight in VARIANTS.items():
@@ -118,18 +124,12 @@ def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: in
             if u < 0:
                 break
     r = hq_size / lq_size
-    if variant == PHOTO:
-        lq = random_params(rng, hq_size, lq_size, variant="lq-scale")
-        pose = photo_pose(rng)
-        # no blur: aligning at the LQ size softens the face as much as lq-scale's blur would
-        return replace(lq, blur_sigma=0.0, blur_sigma_y=None, blur_angle=0.0, photo_pose=pose,
-                       photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
     if variant == "gfpgan512":
         return _gfpgan512_params(rng, hq_size)
     if variant == "clean":
         return DegradeParams(downscale=r, resample=rng.choice(RESAMPLE_KERNELS))
     if variant != "lq-scale":
-        check_choice("variant", variant, (*VARIANTS, PHOTO))
+        check_choice("variant", variant, VARIANTS)
     blur = rng.random() < LQ_BLUR_PROB
     anisotropic = blur and rng.random() < 0.5
     noise = rng.random() < LQ_NOISE_PROB
@@ -211,12 +211,18 @@ def degrade_one(hq: torch.Tensor, params: DegradeParams, *, lq_size: tuple[int, 
     """[3, H, W] in [0, 1] -> the LQ image [3, h, w]; h, w = lq_size or H / downscale."""
     size = tuple(hq.shape[-2:])
     x = _blur(hq.float(), params)
-    if params.photo_pose is not None:
-        return _photo_lq(x, params, lq_size or _shrunk(size, params.downscale), generator)
-    small = _shrunk(size, params.downscale)
+    downscale = params.downscale
+    if params.photo_pose is not None:  # the face as the photo holds it, span LQ sides across
+        lq_size = lq_size or _shrunk(size, downscale)
+        pose = _pose(params.photo_pose, size, lq_size)
+        x = warp_affine(x[None], pose, size)[0]
+        downscale /= params.photo_pose[1]
+    small = _shrunk(size, downscale)
     if small != size:
         x = resample(x[None], small, params.resample)[0]
     x = _noise_and_jpeg(x, params, generator)
+    if params.photo_pose is not None:
+        return _aligned_at_lq_size(x, pose, params, size, lq_size)
     if lq_size is not None:
         x = resize(x[None], tuple(lq_size))[0]
     return x
@@ -233,24 +239,29 @@ def _noise_and_jpeg(x: torch.Tensor, params: DegradeParams, generator: torch.Gen
     return x
 
 
-def _photo_lq(hq: torch.Tensor, params: DegradeParams, lq_size: tuple[int, int],
-              generator: torch.Generator | None) -> torch.Tensor:
-    """The photo variant on a (blurred) aligned face [3, H, W]: the face posed as the photo holds it,
-    shrunk until the crop spans ``span`` LQ sides, noise and JPEG there, then aligned to ``lq_size``."""
-    roll, span, dx, dy = params.photo_pose
-    (h, w), (lh, lw) = hq.shape[-2:], lq_size
-    # pose: aligned HQ px -> photo px at HQ scale (about the centre: roll, then shift by dx, dy LQ px)
+def _pose(photo_pose, size: tuple[int, int], lq_size: tuple[int, int]) -> list[list[float]]:
+    """Aligned HQ px -> photo px at HQ scale: rolled about the centre, shifted by (dx, dy) LQ px."""
+    roll, _, dx, dy = photo_pose
+    (h, w), (lh, lw) = size, lq_size
     cx, cy = (w - 1) / 2, (h - 1) / 2
     cos, sin = math.cos(roll), math.sin(roll)
-    pose = [[cos, -sin, cx - cos * cx + sin * cy + dx * w / lw], [sin, cos, cy - sin * cx - cos * cy + dy * h / lh]]
-    posed = warp_affine(hq[None], pose, (h, w))
-    small = (max(1, round(lh * span)), max(1, round(lw * span)))
-    photo = _noise_and_jpeg(resample(posed, small, params.resample)[0], params, generator)
-    # photo px -> HQ-scale px (pixel centres kept) -> aligned HQ px -> LQ px: Face Crop & Align's cut
-    cut = compose(scaling(lw / w, lh / h), compose(invert(pose), scaling(w / small[1], h / small[0])))
+    return [[cos, -sin, cx - cos * cx + sin * cy + dx * w / lw], [sin, cos, cy - sin * cx - cos * cy + dy * h / lh]]
+
+
+def _aligned_at_lq_size(photo: torch.Tensor, pose, params: DegradeParams, size: tuple[int, int],
+                        lq_size: tuple[int, int]) -> torch.Tensor:
+    """Face Crop & Align's cut of the degraded posed face [3, h, w]: at its size in the photo (span LQ
+    sides; gfpgan512's larger intermediate is resized to it first), then aligned to ``lq_size``."""
+    (h, w), (lh, lw) = size, lq_size
+    span = params.photo_pose[1]
+    in_photo = (max(1, round(lh * span)), max(1, round(lw * span)))
+    if tuple(photo.shape[-2:]) != in_photo:
+        photo = resize(photo[None], in_photo)[0]
+    # photo px -> HQ-scale px (pixel centres kept) -> aligned HQ px -> LQ px
+    cut = compose(scaling(lw / w, lh / h), compose(invert(pose), scaling(w / in_photo[1], h / in_photo[0])))
     if params.photo_upscaled:  # the photo workflow: an upscale first, then the cut from it
         k = PHOTO_UPSCALE
-        photo = resample(photo[None], (small[0] * k, small[1] * k), "bicubic")[0].clamp(0, 1)
+        photo = resample(photo[None], (in_photo[0] * k, in_photo[1] * k), "bicubic")[0].clamp(0, 1)
         cut = compose(cut, scaling(1 / k))
     return warp_affine(photo[None], cut, tuple(lq_size))[0]
 

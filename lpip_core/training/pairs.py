@@ -11,23 +11,24 @@ import random
 
 import torch
 
-from ..checks import check_choice, check_int
-from ..data.degrade import PHOTO, VARIANTS, degrade_one, random_params
+from ..checks import check_choice, check_float, check_int
+from ..data.degrade import VARIANTS, degrade_one, random_params
 from ..resize import resize
 from .augment import NO_AUGMENTATION, Augmentation, augment_face
 
-DEGRADATIONS = ("mix", *VARIANTS, PHOTO)  # the whole training mixture, one of its variants, or photo
+DEGRADATIONS = ("mix", *VARIANTS)  # the whole training mixture, or one of its variants
 
 
 class PatchPairs(torch.utils.data.Dataset):
     """Item k: a face (seeded shuffle per epoch), augmented (or only flipped), resized to hq_size,
-    degraded with a draw from the training mixture (or one of its variants), and cut into `patches_per_face`
+    degraded with a draw from the training mixture (or one of its variants; a `photo_share` of the draws
+    posed as a photo holds the face), and cut into `patches_per_face`
     joint random crops, inside the photo where the face has a mask (unless anywhere=True). Returns
     (hq, lq_up), each [P, 3, m, m] in [-1, 1]."""
 
     def __init__(self, faces: torch.Tensor, *, scale: int, patch: int, hq_size: int | None = None,
                  patches_per_face: int = 4, seed: int = 0, augmentation: Augmentation | None = None,
-                 degradation: str = "mix", anywhere: bool = False):
+                 degradation: str = "mix", photo_share: float = 0.0, anywhere: bool = False):
         size = hq_size or faces.shape[-1]
         check_int("patch", patch, 1, size)  # at most the face
         if size % scale:
@@ -35,10 +36,11 @@ class PatchPairs(torch.utils.data.Dataset):
         if faces.shape[-1] < size:
             raise ValueError(f"faces are stored at {faces.shape[-1]} px, smaller than hq_size {size}")
         check_choice("degradation", degradation, DEGRADATIONS)
+        check_float("photo_share", photo_share, 0, 1)
         self.faces, self.scale, self.patch, self.size = faces, scale, patch, size
         self.patches_per_face, self.seed, self.anywhere = patches_per_face, seed, anywhere
         self.augmentation = augmentation or Augmentation(**{**NO_AUGMENTATION.to_dict(), "flip": 0.5})
-        self.variant = None if degradation == "mix" else degradation
+        self.variant, self.photo_share = (None if degradation == "mix" else degradation), photo_share
 
     def __len__(self) -> int:
         return 2 ** 62  # an endless stream, indexed by sample number
@@ -53,7 +55,7 @@ class PatchPairs(torch.utils.data.Dataset):
         size, lq_side = self.size, self.size // self.scale
         face = augment_face(self.faces[self.face_index(k)].float() / 255, rng, size, self.augmentation)
         hq, inside = face[:3], face[3:]
-        params = random_params(rng, size, lq_side, variant=self.variant)
+        params = random_params(rng, size, lq_side, variant=self.variant, photo=self.photo_share)
         lq = degrade_one(hq, params, lq_size=(lq_side, lq_side),
                          generator=torch.Generator().manual_seed(rng.getrandbits(62)))
         lq_up = resize(lq[None], (size, size))[0]

@@ -75,6 +75,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None  # start from this checkpoint's weights (same architecture), not at random
     degradation: str = "mix"  # the training mixture, or one of its variants (pairs.DEGRADATIONS)
+    photo_share: float = 0.0  # of the draws, posed as a photo holds the face (aligned after the shrink)
     augment: bool = True  # geometric and colour jitter (augment.Augmentation); False: flips only
     overwrite: bool = False  # start over an earlier run's model, log and state
     log_dir: str | None = None  # default: <out without suffix>-train/
@@ -114,6 +115,7 @@ class TrainConfig:
         if self.max_outside is not None:
             check_float("max_outside", self.max_outside, 0, 1)
         check_choice("degradation", self.degradation, DEGRADATIONS)
+        check_float("photo_share", self.photo_share, 0, 1)
         check_choice("precision", self.precision, PRECISIONS)
         if self.init is not None and not Path(self.init).is_file():
             raise ValueError(f"init checkpoint not found: {self.init}")
@@ -428,6 +430,7 @@ def _loader(cfg: TrainConfig, faces: torch.Tensor, first_step: int, ddp: Distrib
     onwards, so each rank draws its own part of one seeded stream and a resumed run continues it."""
     pairs = PatchPairs(faces, scale=cfg.scale, patch=cfg.patch, hq_size=cfg.hq_size,
                        patches_per_face=cfg.patches_per_face, seed=cfg.seed, degradation=cfg.degradation,
+                       photo_share=cfg.photo_share,
                        augmentation=Augmentation() if cfg.augment else None, anywhere=cfg.anywhere)
     per_rank = cfg.faces_per_step
 
@@ -554,7 +557,8 @@ def _write_outputs(cfg, model, ema, optimizer, step, elapsed, model_config, name
         "preset": cfg.preset, "steps": step, "minutes": round(elapsed / 60, 1), "device": _device_name(device),
         "processes": int(os.environ.get("WORLD_SIZE", "1")), "faces_per_step": cfg.faces_per_step,
         "patches_per_face": cfg.patches_per_face, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
-        "degradation": cfg.degradation, "augmentation": Augmentation().to_dict() if cfg.augment else "flips only",
+        "degradation": cfg.degradation, "photo_share": cfg.photo_share,
+        "augmentation": Augmentation().to_dict() if cfg.augment else "flips only",
         "init": Path(cfg.init).name if cfg.init else None,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), **cfg.extra,
     }

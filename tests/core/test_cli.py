@@ -234,6 +234,7 @@ def test_train_default_patch_is_a_quarter_of_the_face(hq_folder, tmp_path):
 @pytest.mark.parametrize("extra, needle", [
     ([], "give a budget: --minutes N"),
     (["--steps", "2", "--lr", "-1"], "lr must be"),
+    (["--steps", "2", "--photo-share", "2"], "photo_share must be"),
     (["--steps", "2", "--scale", "3"], "divisible by scale 3"),
     (["--steps", "2", "--holdout", "/nonexistent/holdout.txt"], "--holdout"),
     (["--steps", "2", "--device", "nonsense"], "--device nonsense"),

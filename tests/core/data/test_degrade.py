@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lpip_core import DegradeParams, degrade, psnr, random_params
-from lpip_core.data.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel
+from lpip_core.data.degrade import BLUR_SIGMA_RANGE, RESAMPLE_KERNELS, blur_kernel, degrade_one
 from lpip_core.resize import resize
 from lpip_core.sharpness import high_frequency_energy
 
@@ -199,12 +199,11 @@ def test_variants_can_be_drawn_alone_and_unknown_ones_are_refused():
 
 
 def test_photo_lq_is_aligned_to_the_hq_face_whatever_the_pose(hopper):
-    # The photo variant poses the face (roll, span, shift), shrinks it, then aligns it again at the
-    # LQ size: the LQ must sit on the HQ face (scored on its centre: the corners of a rolled face are
-    # filled by reflection), 8 dB closer than the posed face left unaligned.
+    # A posed draw poses the face (roll, span, shift), degrades it at its size in the photo, then
+    # aligns it again at the LQ size: the LQ must sit on the HQ face (scored on its centre: the corners
+    # of a rolled face are filled by reflection), 8 dB closer than the posed face left unaligned.
     import math
 
-    from lpip_core.data.degrade import degrade_one
     from lpip_core.faces.warp import warp_affine
 
     def centre_psnr(a, b):
@@ -213,8 +212,10 @@ def test_photo_lq_is_aligned_to_the_hq_face_whatever_the_pose(hopper):
     target = resize(hopper, (16, 16))
     unposed = DegradeParams(downscale=8, resample="bicubic-aa", photo_pose=(0.0, 1.0, 0.0, 0.0))
     assert torch.allclose(degrade_one(hopper[0], unposed, lq_size=(16, 16)), target[0], atol=1e-5)  # a clean shrink
-    for (roll, span, dx, dy), upscaled in [((0.14, 1.15, 0.5, -0.5), False), ((-0.14, 0.85, -0.5, 0.5), True)]:
-        params = DegradeParams(downscale=8, resample="bicubic-aa", photo_pose=(roll, span, dx, dy),
+    cases = [((0.14, 1.15, 0.5, -0.5), False, 8), ((-0.14, 0.85, -0.5, 0.5), True, 8),
+             ((0.1, 1.1, 0.3, 0.3), True, 2)]  # 2: gfpgan512's larger intermediate, resized to the face's size
+    for (roll, span, dx, dy), upscaled, downscale in cases:
+        params = DegradeParams(downscale=downscale, resample="bicubic-aa", photo_pose=(roll, span, dx, dy),
                                photo_upscaled=upscaled)
         lq = degrade_one(hopper[0], params, lq_size=(16, 16))
         c, s, m = math.cos(roll), math.sin(roll), 63.5
@@ -224,13 +225,19 @@ def test_photo_lq_is_aligned_to_the_hq_face_whatever_the_pose(hopper):
         assert centre_psnr(resize(posed, (16, 16)), target) < centre_psnr(lq[None], target) - 8
 
 
-def test_photo_is_drawn_alone_with_lq_scale_ranges():
-    rng = random.Random(0)
-    draws = [random_params(rng, 64, 16, variant="photo") for _ in range(400)]
-    assert all(p.photo_pose is not None and p.downscale == 4 for p in draws)
-    rolls, spans = [p.photo_pose[0] for p in draws], [p.photo_pose[1] for p in draws]
+def test_photo_share_poses_that_share_of_any_variant():
+    draws = [random_params(random.Random(k), 64, 16, variant="gfpgan512", photo=0.5) for k in range(400)]
+    posed = [p for p in draws if p.photo_pose is not None]
+    assert 0.4 < len(posed) / 400 < 0.6 and all(p.blur_sigma > 0 for p in posed)  # the variant's draw, posed
+    rolls, spans = [p.photo_pose[0] for p in posed], [p.photo_pose[1] for p in posed]
     assert -0.15 < min(rolls) < -0.1 and 0.1 < max(rolls) < 0.15 and 0.85 <= min(spans) and max(spans) <= 1.15
-    assert 0.4 < sum(p.photo_upscaled for p in draws) / 400 < 0.6
-    assert all(p.photo_pose is None for p in (random_params(rng, 64, 16) for _ in range(400)))  # never in the mix
+    assert 0.3 < sum(p.photo_upscaled for p in posed) / len(posed) < 0.7
+    unposed = [p for p in draws if p.photo_pose is None]
+    assert unposed[0] == random_params(random.Random(draws.index(unposed[0])), 64, 16, variant="gfpgan512")
+    # photo=0 (the default) draws nothing more: the training streams of earlier models are unchanged
+    assert all(random_params(random.Random(k), 64, 16, photo=0.0) == random_params(random.Random(k), 64, 16)
+               and random_params(random.Random(k), 64, 16).photo_pose is None for k in range(50))
+    lq = degrade_one(torch.rand(3, 64, 64), posed[0], lq_size=(16, 16), generator=torch.Generator().manual_seed(0))
+    assert lq.shape == (3, 16, 16) and 0 <= lq.min() and lq.max() <= 1
     with pytest.raises(ValueError, match="photo_pose span"):
         DegradeParams(photo_pose=(0.0, 9.0, 0.0, 0.0))

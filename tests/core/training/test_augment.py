@@ -65,10 +65,12 @@ def test_patch_stream_is_seeded_and_uses_the_chosen_degradation(hopper):
     assert torch.equal(hq, again[0]) and torch.equal(lq, again[1])
     clean = PatchPairs(faces, scale=4, patch=16, hq_size=64, degradation="clean")
     assert not torch.equal(clean[5][1], lq)
-    photo = PatchPairs(faces, scale=4, patch=16, hq_size=64, degradation="photo")
+    photo = PatchPairs(faces, scale=4, patch=16, hq_size=64, degradation="clean", photo_share=1.0)
     assert torch.equal(photo[5][1], photo[5][1]) and not torch.equal(photo[5][1], clean[5][1])
     with pytest.raises(ValueError, match="degradation must be one of"):
         PatchPairs(faces, scale=4, patch=16, hq_size=64, degradation="blurry")
+    with pytest.raises(ValueError, match="photo_share"):
+        PatchPairs(faces, scale=4, patch=16, hq_size=64, photo_share=1.5)
     with pytest.raises(ValueError, match="stored at 128 px, smaller than hq_size 256"):
         PatchPairs(faces, scale=4, patch=16, hq_size=256)
 

@@ -182,12 +182,15 @@ def test_init_starts_from_a_checkpoint_of_any_scale_and_refuses_another_architec
 
 
 def test_degradation_and_augmentation_are_recorded_and_checked(three_faces, tmp_path):
-    out = train(tiny_cfg(three_faces, tmp_path / "g.safetensors", steps=1, degradation="gfpgan512", augment=False),
-                progress=False)
+    out = train(tiny_cfg(three_faces, tmp_path / "g.safetensors", steps=1, degradation="gfpgan512", augment=False,
+                         photo_share=0.5), progress=False)
     summary = read_config(out).training
     assert summary["degradation"] == "gfpgan512" and summary["augmentation"] == "flips only"
+    assert summary["photo_share"] == 0.5
     with pytest.raises(ValueError, match="degradation must be one of"):
         tiny_cfg(three_faces, tmp_path / "x.safetensors", steps=1, degradation="heavy")
+    with pytest.raises(ValueError, match="photo_share must be"):
+        tiny_cfg(three_faces, tmp_path / "x.safetensors", steps=1, photo_share=-0.1)
 
 
 # --- several folders, MANIFEST.csv filters, inside masks, precision ----------------------------------
