@@ -13,7 +13,7 @@ the LQ size if it differs. `random_params` draws from the training mixture, `VAR
   the result is resized to the LQ size, so most noise and blocking average away (the soft LQs the
   first models were trained on).
 
-Any draw can be posed as a photo holds the face (`random_params(photo=share)`, `--photo-share`),
+Any draw can be posed as a photo holds the face (`random_params(photo_share=...)`, `--photo-share`),
 the way Face Crop & Align makes the LQ face from a real photo: the face, rolled, rescaled and shifted,
 is degraded at its size in the photo (about the LQ size), then aligned again at that size, half the
 time from a x4 upscale of the photo as the photo workflow does. Unposed, the full-size face is aligned
@@ -107,11 +107,11 @@ class DegradeParams:
 
 
 def random_params(rng: random.Random, hq_size: int = REFERENCE_SIZE, lq_size: int = 16, *,
-                  variant: str | None = None, photo: float = 0.0) -> DegradeParams:
+                  variant: str | None = None, photo_share: float = 0.0) -> DegradeParams:
     """One draw from the training mixture (or from one `variant`) for a face of side `hq_size`
-    whose LQ is `lq_size` px, posed as a photo holds the face with probability `photo`."""
+    whose LQ is `lq_size` px, posed as a photo holds the face with probability `photo_share`."""
     params = _variant_params(rng, hq_size, lq_size, variant)
-    if photo and rng.random() < photo:
+    if photo_share and rng.random() < photo_share:
         params = replace(params, photo_pose=photo_pose(rng), photo_upscaled=rng.random() < PHOTO_UPSCALE_PROB)
     return params
 

@@ -55,7 +55,7 @@ class PatchPairs(torch.utils.data.Dataset):
         size, lq_side = self.size, self.size // self.scale
         face = augment_face(self.faces[self.face_index(k)].float() / 255, rng, size, self.augmentation)
         hq, inside = face[:3], face[3:]
-        params = random_params(rng, size, lq_side, variant=self.variant, photo=self.photo_share)
+        params = random_params(rng, size, lq_side, variant=self.variant, photo_share=self.photo_share)
         lq = degrade_one(hq, params, lq_size=(lq_side, lq_side),
                          generator=torch.Generator().manual_seed(rng.getrandbits(62)))
         lq_up = resize(lq[None], (size, size))[0]

@@ -226,7 +226,7 @@ def test_photo_lq_is_aligned_to_the_hq_face_whatever_the_pose(hopper):
 
 
 def test_photo_share_poses_that_share_of_any_variant():
-    draws = [random_params(random.Random(k), 64, 16, variant="gfpgan512", photo=0.5) for k in range(400)]
+    draws = [random_params(random.Random(k), 64, 16, variant="gfpgan512", photo_share=0.5) for k in range(400)]
     posed = [p for p in draws if p.photo_pose is not None]
     assert 0.4 < len(posed) / 400 < 0.6 and all(p.blur_sigma > 0 for p in posed)  # the variant's draw, posed
     rolls, spans = [p.photo_pose[0] for p in posed], [p.photo_pose[1] for p in posed]
@@ -234,8 +234,8 @@ def test_photo_share_poses_that_share_of_any_variant():
     assert 0.3 < sum(p.photo_upscaled for p in posed) / len(posed) < 0.7
     unposed = [p for p in draws if p.photo_pose is None]
     assert unposed[0] == random_params(random.Random(draws.index(unposed[0])), 64, 16, variant="gfpgan512")
-    # photo=0 (the default) draws nothing more: the training streams of earlier models are unchanged
-    assert all(random_params(random.Random(k), 64, 16, photo=0.0) == random_params(random.Random(k), 64, 16)
+    # photo_share=0 (the default) draws nothing more: the training streams of earlier models are unchanged
+    assert all(random_params(random.Random(k), 64, 16, photo_share=0.0) == random_params(random.Random(k), 64, 16)
                and random_params(random.Random(k), 64, 16).photo_pose is None for k in range(50))
     lq = degrade_one(torch.rand(3, 64, 64), posed[0], lq_size=(16, 16), generator=torch.Generator().manual_seed(0))
     assert lq.shape == (3, 16, 16) and 0 <= lq.min() and lq.max() <= 1
