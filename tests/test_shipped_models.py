@@ -51,6 +51,8 @@ SHORT_UNDER_ALL = {("lpip_x8_128", "paper")}
 FIRST_PROTOCOL = next(iter(PROTOCOLS))
 SHORTFALLS = {("lpip_x4_64", protocol, "paper")
               for protocol in ("lq-noise-jpeg-medium", "lq-noise-jpeg-strong", "unseen")} \
+    | {("lpip_x2_64", "lq-noise-jpeg-light", "default")} \
+    | {("lpip_x2_64", protocol, "paper") for protocol in ("lq-noise-jpeg-medium", "lq-noise-jpeg-strong")} \
     | {(name, FIRST_PROTOCOL, sampler) for name, sampler in SHORT_UNDER_ALL}
 
 
