@@ -206,13 +206,10 @@ def _unpack_wheel(tree: Path, python: str) -> str:
 def _unpack_tarball(tree: Path, version: str) -> str:
     name, sha256 = TARBALLS[version]
     folder = sources_dir()
-    if folder is None:
-        raise SourcesMissing(f"ComfyUI {version} needs its source tarball {name} (no package registry carries "
-                             f"it); set LPIP_COMFYUI_SOURCES to the folder that holds it")
-    path = folder / name
-    if not path.is_file():
-        raise SourcesMissing(f"ComfyUI {version} needs its source tarball {path} (no package registry carries "
-                             f"it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")
+    path = folder / name if folder else None
+    if path is None or not path.is_file():
+        raise SourcesMissing(f"ComfyUI {version} needs its source tarball {path or name} (no package registry "
+                             f"carries it); set LPIP_COMFYUI_SOURCES to the folder that holds {name}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise ComfyError(f"{path} has SHA-256 {digest}, expected {sha256}")
